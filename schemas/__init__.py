@@ -1,0 +1,30 @@
+"""The event contract (EVENTS.md version 1): models, decoding, reference data, KPI definitions.
+
+Bottom of the dependency graph: imports pydantic and the standard library only.
+"""
+
+from schemas.decoding import decode
+from schemas.errors import FieldError, InvalidEvent, PipelineError, Reason, RetryableError
+from schemas.events import EVENT_ADAPTER, Event, LatestEvent, event_key, upgrade
+from schemas.inspection import Activity, ActivityMode, InspectionEventV1
+from schemas.service import Applicant, Form, ServiceEventV1
+
+__all__ = [
+    "EVENT_ADAPTER",
+    "Activity",
+    "ActivityMode",
+    "Applicant",
+    "Event",
+    "FieldError",
+    "Form",
+    "InspectionEventV1",
+    "InvalidEvent",
+    "LatestEvent",
+    "PipelineError",
+    "Reason",
+    "RetryableError",
+    "ServiceEventV1",
+    "decode",
+    "event_key",
+    "upgrade",
+]

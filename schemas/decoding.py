@@ -1,0 +1,198 @@
+"""``decode(bytes) -> event``: the one boundary where raw bytes become a validated event.
+
+Every failure becomes an ``InvalidEvent`` with a ``Reason`` from the closed set, checked in this
+order (the first that applies wins):
+
+1. ``malformed_json``: not UTF-8, not JSON, or not a JSON object;
+2. ``unsupported_schema``: ``schema`` missing or not a version this build accepts;
+3. ``pii_detected``: a raw citizen ID or phone number in an unnamed field (or a raw ID in
+   ``applicant.id_hash``); the payload kept for dead letters is redacted;
+4. ``invalid_event``: the model refuses it; ``errors`` lists every field problem;
+5. ``unknown_agency``: ``agency_code`` is not in the agency catalog;
+6. ``future_timestamp``: ``occurred_at`` more than ``max_skew`` ahead of ``now``.
+
+Pure: no I/O, no clock. ``now`` is passed in. Unnamed fields are kept (``model_extra``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Container
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.errors import FieldError, InvalidEvent, Reason
+from schemas.events import EVENT_ADAPTER, MODELS, SUPPORTED_SCHEMAS, LatestEvent, upgrade
+from schemas.pii import PII_PATTERN, find_pii, redact, redact_text
+
+MAX_FUTURE_SKEW = timedelta(minutes=10)
+_RAW_ID_IN_HASH = re.compile(r"^\d{12}$")
+
+
+def _named(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    """The wire names a model defines, each with its nested model if it has one."""
+    names: dict[str, type[BaseModel] | None] = {}
+    for name, info in model.model_fields.items():
+        nested = None
+        for arg in getattr(info.annotation, "__args__", (info.annotation,)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                nested = arg
+        names[info.alias or name] = nested
+    return names
+
+
+def unnamed_fields(obj: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """The values of ``obj`` under keys that the contract does not name, at any depth."""
+    out: dict[str, Any] = {}
+    named = _named(model)
+    for key, value in obj.items():
+        if key not in named:
+            out[key] = value
+            continue
+        nested = named[key]
+        if nested is not None and isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in unnamed_fields(value, nested).items()})
+    return out
+
+
+def _pii_paths(obj: dict[str, Any], model: type[BaseModel]) -> list[str]:
+    paths = find_pii(unnamed_fields(obj, model))
+    applicant = obj.get("applicant")
+    if isinstance(applicant, dict):
+        id_hash = applicant.get("id_hash")
+        if isinstance(id_hash, int | str) and not isinstance(id_hash, bool):
+            text = str(id_hash)
+            if _RAW_ID_IN_HASH.match(text) or PII_PATTERN.fullmatch(text):
+                paths.append("applicant.id_hash")
+    return paths
+
+
+def _redacted_payload(obj: dict[str, Any]) -> bytes:
+    clean = redact(obj)
+    applicant = clean.get("applicant")
+    if isinstance(applicant, dict) and "id_hash" in applicant:
+        applicant["id_hash"] = "[REDACTED]"
+    return json.dumps(clean, ensure_ascii=False).encode()
+
+
+def _pii_refusal(
+    obj: dict[str, Any], model: type[BaseModel], agency: str | None, event_id: str | None
+) -> InvalidEvent | None:
+    pii = _pii_paths(obj, model)
+    if not pii:
+        return None
+    return InvalidEvent(
+        Reason.PII_DETECTED,
+        f"personal data (citizen ID or phone number) in {', '.join(pii)}",
+        errors=tuple(FieldError(p, "personal data") for p in pii),
+        payload=_redacted_payload(obj),
+        agency_code=agency,
+        event_id=event_id,
+    )
+
+
+def _field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
+    errors = []
+    for err in exc.errors(include_url=False, include_input=False):
+        # Drop the union tag (``inspection/1``) that pydantic puts first in the location.
+        loc = [str(p) for p in err["loc"] if str(p) not in SUPPORTED_SCHEMAS]
+        errors.append(FieldError(loc=".".join(loc) or "(event)", msg=err["msg"]))
+    return tuple(errors)
+
+
+def _diagnose(raw: bytes, exc: ValidationError) -> InvalidEvent:
+    """Slow path, only for payloads the fast path refused: say exactly why."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return InvalidEvent(
+            Reason.MALFORMED_JSON, f"not UTF-8: {e.reason} at byte {e.start}", payload=raw
+        )
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        msg = str(e) if isinstance(e, ValueError) else "nested too deeply"
+        return InvalidEvent(
+            Reason.MALFORMED_JSON, f"not JSON: {msg}"[:500], payload=redact_text(text).encode()
+        )
+    if not isinstance(obj, dict):
+        return InvalidEvent(
+            Reason.MALFORMED_JSON, "top-level value is not a JSON object", payload=raw
+        )
+    schema = obj.get("schema")
+    agency = obj.get("agency_code") if isinstance(obj.get("agency_code"), str) else None
+    event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
+    if not isinstance(schema, str) or schema not in SUPPORTED_SCHEMAS:
+        shown = repr(schema)[:80] if "schema" in obj else "missing"
+        return InvalidEvent(
+            Reason.UNSUPPORTED_SCHEMA,
+            f"schema {shown}; supported: {', '.join(sorted(SUPPORTED_SCHEMAS))}",
+            payload=raw,
+            agency_code=agency,
+            event_id=event_id,
+        )
+    refusal = _pii_refusal(obj, MODELS[schema], agency, event_id)
+    if refusal is not None:
+        return refusal
+    errors = _field_errors(exc)
+    return InvalidEvent(
+        Reason.INVALID_EVENT,
+        "; ".join(f"{e.loc}: {e.msg}" for e in errors)[:1000],
+        errors=errors,
+        payload=raw,
+        agency_code=agency,
+        event_id=event_id,
+    )
+
+
+def decode(
+    raw: bytes,
+    *,
+    known_agency: Container[str],
+    now: datetime,
+    max_skew: timedelta = MAX_FUTURE_SKEW,
+) -> LatestEvent:
+    """Validate ``raw`` against the contract and return the event in its latest version.
+
+    ``known_agency`` holds the agency catalog's codes (a set, or ``Catalog.agencies``). Raises
+    ``InvalidEvent`` (never anything else for bad input); the caller records its origin.
+    """
+    try:
+        event = EVENT_ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        raise _diagnose(raw, exc) from None
+    eid = str(event.event_id)
+    if _has_unnamed(event):  # only then can an unnamed field hold personal data
+        refusal = _pii_refusal(json.loads(raw), type(event), event.agency_code, eid)
+        if refusal is not None:
+            raise refusal
+    if event.agency_code not in known_agency:
+        raise InvalidEvent(
+            Reason.UNKNOWN_AGENCY,
+            f"agency_code {event.agency_code!r} is not in the agency catalog",
+            payload=raw,
+            agency_code=event.agency_code,
+            event_id=eid,
+        )
+    if event.occurred_at - now > max_skew:
+        raise InvalidEvent(
+            Reason.FUTURE_TIMESTAMP,
+            f"occurred_at {event.occurred_at.isoformat()} is more than "
+            f"{int(max_skew.total_seconds() // 60)} min ahead of {now.isoformat()}",
+            payload=raw,
+            agency_code=event.agency_code,
+            event_id=eid,
+        )
+    return upgrade(event)
+
+
+def _has_unnamed(model: BaseModel) -> bool:
+    if model.model_extra:
+        return True
+    return any(
+        isinstance(v, BaseModel) and _has_unnamed(v)
+        for v in (getattr(model, n) for n in type(model).model_fields)
+    )

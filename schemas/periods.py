@@ -1,0 +1,34 @@
+"""Reporting periods, counted in the province's time zone (``Asia/Ho_Chi_Minh``).
+
+``2024-06-01T03:00:00+07:00`` is 31 May in UTC but belongs to June here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+PROVINCE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+PeriodKind = Literal["month", "quarter", "year"]
+PERIOD_KINDS: tuple[PeriodKind, ...] = ("month", "quarter", "year")
+
+
+def period_of(moment: datetime, kind: PeriodKind) -> str:
+    """The label of the period holding ``moment``: ``2024-06``, ``2024-Q2`` or ``2024``."""
+    local = moment.astimezone(PROVINCE_TZ)
+    if kind == "month":
+        return f"{local.year:04d}-{local.month:02d}"
+    if kind == "quarter":
+        return f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}"
+    return f"{local.year:04d}"
+
+
+def period_kind(label: str) -> PeriodKind:
+    """The kind of a period label (inverse of ``period_of``'s formats)."""
+    if len(label) == 4:
+        return "year"
+    if "Q" in label:
+        return "quarter"
+    return "month"

@@ -1,0 +1,84 @@
+"""Shared fixtures: the real Tansu broker (one per session), uuid-named topics per test,
+and factories with keyword overrides for events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from parwatch.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from schemas.topics import Topics
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """One real Tansu broker process for the whole session, on a free loopback port."""
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture
+def topics(broker: EmbeddedBroker) -> Topics:
+    """Fresh, uuid-named topics (6, 6 and 3 partitions) so that tests never share data."""
+    suffix = uuid.uuid4().hex[:12]
+    t = Topics(f"inspection-events-{suffix}", f"service-events-{suffix}", f"dead-letters-{suffix}")
+    ensure_topics(
+        broker.bootstrap,
+        [TopicSpec(t.inspections, 6), TopicSpec(t.services, 6), TopicSpec(t.dead_letters, 3)],
+    )
+    return t
+
+
+def _event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def make_inspection_event(**overrides: Any) -> dict[str, Any]:
+    """A valid ``inspection/1`` payload (a video-conference activity); override any key."""
+    event: dict[str, Any] = {
+        "schema": "inspection/1",
+        "event_id": _event_id(),
+        "event_type": "activity",
+        "occurred_at": "2024-06-10T09:30:00+07:00",
+        "agency_code": "TH-S-TTTT",
+        "inspection_id": "KT-2024-0001",
+        "activity": {"mode": "video_conference", "system_code": "VNPT-IOFFICE"},
+        "sector": "Thông tin và Truyền thông",
+        "subject_type": "enterprise",
+    }
+    event.update(overrides)
+    if event["event_type"] != "activity" and "activity" not in overrides:
+        event.pop("activity")
+    return event
+
+
+def make_service_event(**overrides: Any) -> dict[str, Any]:
+    """A valid ``service/1`` online submission with a partly prefilled form; override any key."""
+    event: dict[str, Any] = {
+        "schema": "service/1",
+        "event_id": _event_id(),
+        "event_type": "submitted",
+        "occurred_at": "2024-06-10T10:00:00+07:00",
+        "agency_code": "TH-S-TP",
+        "procedure_code": "1.001193",
+        "dossier_id": "HS-2024-000001",
+        "channel": "online",
+        "service_level": "full_process",
+        "form": {"fields_total": 12, "fields_prefilled": 9, "prefill_sources": ["population_db"]},
+        "applicant": {"type": "citizen", "id_hash": "a" * 64},
+    }
+    event.update(overrides)
+    return event
+
+
+@pytest.fixture
+def inspection_event() -> Any:
+    return make_inspection_event
+
+
+@pytest.fixture
+def service_event() -> Any:
+    return make_service_event
