@@ -28,10 +28,12 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
 
-    clickhouse_url: str = Field(
-        "chdb:///parwatch-data/warehouse",
-        description="chdb:///path (embedded) or http(s)://host:8123",
+    clickhouse_url: str | None = Field(
+        None, description="chdb:///abs/path (embedded) or http(s)://host:8123; default embedded"
     )
+    clickhouse_database: str = "parwatch"
+    clickhouse_user: str | None = None
+    clickhouse_password: SecretStr | None = None
 
     data_dir: Path = Field(Path("parwatch-data"), description="spool, embedded warehouse, logs")
     spool_dir: Path | None = Field(None, description="publisher spool; default DATA_DIR/spool")
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
     hybrid_counts_as_online: bool = False
 
     broker_session_timeout_s: float = Field(6.0, description="faust consumer group timeouts")
+    worker_max_rows: int = Field(5000, ge=1, description="rows buffered before an insert")
+    worker_flush_interval_s: float = Field(0.5, gt=0, description="longest wait before an insert")
 
     @property
     def topics(self) -> Topics:
@@ -64,6 +68,11 @@ class Settings(BaseSettings):
             TopicSpec(t.services, self.partitions),
             TopicSpec(t.dead_letters, self.dead_letter_partitions),
         ]
+
+    @property
+    def warehouse_url(self) -> str:
+        """The configured URL, or the embedded warehouse under DATA_DIR."""
+        return self.clickhouse_url or f"chdb://{(self.data_dir / 'warehouse').resolve()}"
 
     @property
     def spool_path(self) -> Path:

@@ -82,3 +82,22 @@ def inspection_event() -> Any:
 @pytest.fixture
 def service_event() -> Any:
     return make_service_event
+
+
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One embedded ClickHouse path for this test process (chdb allows one path a process)."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb') / 'warehouse'}"
+
+
+@pytest.fixture
+def warehouse(chdb_url: str) -> Iterator[Any]:
+    """A migrated, uuid-named database in the embedded ClickHouse; dropped afterwards."""
+    from streams import migrations
+    from streams.warehouse import WarehouseConfig, connect
+
+    config = WarehouseConfig(chdb_url, database=f"t_{uuid.uuid4().hex[:12]}")
+    client = connect(config, create_database=True)
+    migrations.apply(client)
+    yield client
+    client.command(f"DROP DATABASE IF EXISTS {config.database}")

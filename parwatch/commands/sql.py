@@ -1,0 +1,83 @@
+"""``parwatch sql``: read-only SQL for analysts, against the warehouse."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from parwatch import wiring
+from parwatch.errors import UsageError
+from parwatch.settings import Settings
+
+_READ_ONLY = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.IGNORECASE)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "sql",
+        help="run a read-only SQL query against the warehouse",
+        description=(
+            "Run one read-only query (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) in the warehouse's "
+            "parwatch database and print the result as a table, --json (a list of objects) or "
+            "--tsv. Anything else is refused, and the query runs with readonly=1. "
+            'Example: parwatch sql "SELECT period, online_inspection_share FROM kpi_month '
+            'WHERE agency_code IS NULL ORDER BY period"'
+        ),
+    )
+    p.add_argument("query", help="the SQL query ('-' reads it from standard input)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    fmt.add_argument("--tsv", action="store_true", help="print tab-separated values with a header")
+    p.set_defaults(run=run)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, UUID | Decimal):
+        return str(v)
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    query = sys.stdin.read() if args.query == "-" else args.query
+    if not _READ_ONLY.match(query):
+        raise UsageError("only read-only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) run here")
+    if ";" in query.strip().rstrip(";"):
+        raise UsageError("one query at a time")
+    client = wiring.open_warehouse(settings)
+    try:
+        result = client.query(query.strip().rstrip(";"), settings={"readonly": 1})
+    except ClickHouseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"query failed: {first[:400]}") from None
+    names, rows = list(result.column_names), result.result_rows
+    if not names:
+        print("(0 rows)")
+        return 0
+    if args.json:
+        out = [dict(zip(names, (_plain(v) for v in r), strict=True)) for r in rows]
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+    elif args.tsv:
+        print("\t".join(names))
+        for r in rows:
+            print("\t".join("" if v is None else str(_plain(v)) for v in r))
+    else:
+        cells = [list(names)] + [["NULL" if v is None else str(_plain(v)) for v in r] for r in rows]
+        widths = [max(len(c[i]) for c in cells) for i in range(len(names))]
+        for i, c in enumerate(cells):
+            print("  ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)))
+            if i == 0:
+                print("  ".join("-" * w for w in widths))
+        print(f"({len(rows)} rows)")
+    return 0

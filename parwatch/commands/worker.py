@@ -1,0 +1,74 @@
+"""``parwatch worker``: the stream worker (Faust), from the configured broker to the warehouse."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+from parwatch import wiring
+from parwatch.commands.migrate import prepare
+from parwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.app import WorkerConfig
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run the stream worker: validate, dedupe, classify, write to ClickHouse",
+        description=(
+            "Consume the event topics (PARWATCH_KAFKA_BOOTSTRAP), validate and deduplicate "
+            "every event, classify inspections and online submissions, send refusals to the "
+            "dead-letters topic and table, and write everything to the warehouse "
+            "(PARWATCH_CLICKHOUSE_URL; default: the embedded one under PARWATCH_DATA_DIR). "
+            "Offsets are committed only after ClickHouse has the rows. Applies missing "
+            "migrations first. Stop with Ctrl-C or SIGTERM; a restart resumes where the "
+            "committed offsets are. Progress is written to DATA_DIR/worker-status.json."
+        ),
+    )
+    p.add_argument("--no-migrate", action="store_true", help="do not apply migrations at start")
+    p.add_argument(
+        "--loglevel", default="info", choices=["debug", "info", "warning", "error"],
+        help="log level (default info)",
+    )  # fmt: skip
+    p.set_defaults(run=run)
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    from streams.app import WorkerConfig
+
+    return WorkerConfig(
+        bootstrap=wiring.require_bootstrap(settings),
+        warehouse=wiring.warehouse_config(settings),
+        topics=settings.topics,
+        partitions=settings.partitions,
+        data_dir=settings.data_dir,
+        catalog_dir=settings.catalog_dir,
+        status_path=settings.data_dir / "worker-status.json",
+        session_timeout_s=settings.broker_session_timeout_s,
+        max_rows=settings.worker_max_rows,
+        flush_interval_s=settings.worker_flush_interval_s,
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from faust.worker import Worker
+
+    from streams.app import create_app
+
+    cfg = worker_config(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not args.no_migrate:
+        client = wiring.open_warehouse(settings, create_database=True)
+        prepare(client, settings)
+        client.close()
+    logging.basicConfig(
+        level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(cfg)
+    worker = Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()  # returns only through SystemExit
+    return 0 if sys.exc_info()[0] is None else 1

@@ -1,0 +1,151 @@
+"""Pure classification: functions of (state, event, position). No I/O, no clock, no globals.
+
+Per-entity state lives in Faust tables keyed by the Kafka key (``{agency}:{inspection_id}`` or
+``{agency}:{dossier_id}``), so every update of one entity happens on one partition, in order.
+Each state remembers the Kafka position of the first accepted copy of every event_id it
+applied, which separates the two kinds of repeat:
+
+* ``REDELIVERED``: the same message again (same partition and offset), after a crash or a
+  rebalance. Not a duplicate: its rows are written again (idempotent writes).
+* ``DUPLICATE``: another message with an event_id already applied. Counted and skipped.
+
+The inspection classification depends only on the set of activities, never on their order;
+``version`` (the number of distinct events applied) grows with every change, so the warehouse
+keeps the row with the highest version, which is the complete state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
+from schemas.kpi import InspectionClass, classify_inspection
+from schemas.service import ServiceEventV1
+
+Position = tuple[int, int]  # (partition, offset) of the first accepted copy
+
+
+class Outcome(Enum):
+    NEW = "new"
+    REDELIVERED = "redelivered"
+    DUPLICATE = "duplicate"
+
+
+def _outcome(seen: dict[str, Position], event_id: str, position: Position) -> Outcome:
+    first = seen.get(event_id)
+    if first is None:
+        return Outcome.NEW
+    return Outcome.REDELIVERED if tuple(first) == tuple(position) else Outcome.DUPLICATE
+
+
+@dataclass(frozen=True)
+class InspectionState:
+    has_online: bool = False
+    has_in_person: bool = False
+    activities: int = 0
+    opened_at: datetime | None = None
+    concluded_at: datetime | None = None  # the latest `concluded` event
+    cancelled: bool = False
+    sector: str | None = None
+    seen: dict[str, Position] = field(default_factory=dict)
+
+    @property
+    def version(self) -> int:
+        return len(self.seen)
+
+    @property
+    def classification(self) -> InspectionClass:
+        return classify_inspection(self.has_online, self.has_in_person)
+
+    def first_position(self, event_id: str) -> Position | None:
+        return self.seen.get(event_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "on": self.has_online,
+            "ip": self.has_in_person,
+            "n": self.activities,
+            "op": self.opened_at.isoformat() if self.opened_at else None,
+            "co": self.concluded_at.isoformat() if self.concluded_at else None,
+            "ca": self.cancelled,
+            "se": self.sector,
+            "seen": {k: list(v) for k, v in self.seen.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> InspectionState:
+        if not d:
+            return cls()
+        return cls(
+            has_online=d["on"],
+            has_in_person=d["ip"],
+            activities=d["n"],
+            opened_at=datetime.fromisoformat(d["op"]) if d["op"] else None,
+            concluded_at=datetime.fromisoformat(d["co"]) if d["co"] else None,
+            cancelled=d["ca"],
+            sector=d["se"],
+            seen={k: (int(v[0]), int(v[1])) for k, v in d["seen"].items()},
+        )
+
+
+def apply_inspection(
+    state: InspectionState, event: InspectionEventV1, position: Position
+) -> tuple[InspectionState, Outcome]:
+    """The state after ``event``; unchanged for a redelivery or a duplicate."""
+    eid = str(event.event_id)
+    outcome = _outcome(state.seen, eid, position)
+    if outcome is not Outcome.NEW:
+        return state, outcome
+    changes: dict[str, Any] = {"seen": {**state.seen, eid: position}}
+    if event.sector is not None:
+        changes["sector"] = event.sector
+    if event.event_type == "activity" and event.activity is not None:
+        changes["activities"] = state.activities + 1
+        if event.activity.mode in IN_PERSON_MODES:
+            changes["has_in_person"] = True
+        else:
+            changes["has_online"] = True
+    elif event.event_type == "opened":
+        if state.opened_at is None or event.occurred_at < state.opened_at:
+            changes["opened_at"] = event.occurred_at
+    elif event.event_type == "concluded":
+        if state.concluded_at is None or event.occurred_at > state.concluded_at:
+            changes["concluded_at"] = event.occurred_at
+    elif event.event_type == "cancelled":
+        changes["cancelled"] = True
+    return replace(state, **changes), outcome
+
+
+@dataclass(frozen=True)
+class DossierState:
+    seen: dict[str, Position] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seen": {k: list(v) for k, v in self.seen.items()}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> DossierState:
+        if not d:
+            return cls()
+        return cls(seen={k: (int(v[0]), int(v[1])) for k, v in d["seen"].items()})
+
+
+def apply_service(
+    state: DossierState, event: ServiceEventV1, position: Position
+) -> tuple[DossierState, Outcome]:
+    """Dedup only: every accepted service event becomes rows of its own."""
+    eid = str(event.event_id)
+    outcome = _outcome(state.seen, eid, position)
+    if outcome is not Outcome.NEW:
+        return state, outcome
+    return DossierState(seen={**state.seen, eid: position}), outcome
+
+
+def prefill_class(event: ServiceEventV1) -> str:
+    """``full`` / ``partial`` / ``none`` for an online submission, ``not_online`` otherwise."""
+    if event.channel != "online" or event.form is None:
+        return "not_online"
+    return event.form.prefill_class

@@ -1,0 +1,59 @@
+"""Reference data in the warehouse: the catalogs and the KPI settings (targets, policies).
+
+``load_catalog_tables`` replaces the ``agencies`` and ``procedures`` tables with the catalog's
+rows (reloadable at any time; the KPI views do not depend on them). ``write_kpi_settings``
+records targets and the hybrid policy, which the KPI views read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from clickhouse_connect.driver.client import Client
+
+from schemas.catalog import Catalog
+
+
+@dataclass(frozen=True, slots=True)
+class KpiSettings:
+    target_online_inspection_share: float = 0.40
+    target_service_prefill_coverage: float = 1.00
+    target_full_process_share: float = 1.00
+    hybrid_counts_as_online: bool = False
+
+
+def load_catalog_tables(client: Client, catalog: Catalog) -> tuple[int, int]:
+    """Replace both catalog tables; return (agencies, procedures) loaded."""
+    agencies = [
+        [a.code, a.name, a.kind, a.parent, a.valid_from, a.valid_to]
+        for a in catalog.agencies.values()
+    ]
+    procedures = [
+        [p.code, p.name, p.agency, p.level, int(p.full_process_eligible)]
+        for p in catalog.procedures.values()
+    ]
+    client.command("TRUNCATE TABLE IF EXISTS agencies")
+    client.insert(
+        "agencies",
+        agencies,
+        column_names=["code", "name", "kind", "parent", "valid_from", "valid_to"],
+    )
+    client.command("TRUNCATE TABLE IF EXISTS procedures")
+    client.insert(
+        "procedures",
+        procedures,
+        column_names=["code", "name", "agency", "level", "full_process_eligible"],
+    )
+    return len(agencies), len(procedures)
+
+
+def write_kpi_settings(client: Client, settings: KpiSettings) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        ["target_online_inspection_share", settings.target_online_inspection_share, now],
+        ["target_service_prefill_coverage", settings.target_service_prefill_coverage, now],
+        ["target_full_process_share", settings.target_full_process_share, now],
+        ["hybrid_counts_as_online", float(settings.hybrid_counts_as_online), now],
+    ]
+    client.insert("kpi_settings", rows, column_names=["name", "value", "updated_at"])

@@ -1,0 +1,165 @@
+"""The warehouse on the embedded engine: migrations, every example through decode -> classify
+-> rows -> insert, and the KPI views against the reference KPI computation."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from schemas import Reason, decode
+from schemas.catalog import load_catalog
+from schemas.example_payloads import load_examples
+from schemas.kpi import reference_kpis
+from streams import migrations
+from streams.kpi_query import read_kpis
+from streams.processor import Result, RowBuffer, process
+from streams.reference import KpiSettings, load_catalog_tables, write_kpi_settings
+from streams.rows import Origin
+from streams.writer import write_tables
+from tests.conftest import make_inspection_event, make_service_event
+
+pytestmark = pytest.mark.clickhouse
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+CATALOG = load_catalog()
+
+
+def _run(client: Any, payloads: list[bytes], topic: str = "t") -> list[Result]:
+    out, insp, doss = RowBuffer(), {}, {}  # type: ignore[var-annotated]
+    results = []
+    for offset, raw in enumerate(payloads):
+        p = process(
+            raw, Origin(topic, offset % 3, offset), now=NOW, known_agencies=CATALOG.agencies,
+            inspection_states=insp, dossier_states=doss, out=out,
+        )  # fmt: skip
+        results.append(p.result)
+    write_tables(client, out.take(), token=None)
+    return results
+
+
+def test_migrate_twice_changes_nothing(warehouse: Any) -> None:
+    assert migrations.apply(warehouse) == []
+    recorded = warehouse.query("SELECT count() FROM schema_migrations FINAL").result_rows[0][0]
+    assert recorded == len(migrations.load_migrations()) == 5
+
+
+def test_every_example_lands_where_it_should(warehouse: Any) -> None:
+    examples = load_examples()
+    results = _run(warehouse, [e.raw for e in examples])
+    for e, r in zip(examples, results, strict=True):
+        assert (r is Result.REFUSED) == (e.reason is not None), e.name
+    reasons = warehouse.query(
+        "SELECT reason, count() FROM dead_letters GROUP BY reason ORDER BY reason"
+    ).result_rows
+    expected: dict[str, int] = {}
+    for e in examples:
+        if e.reason:
+            expected[e.reason.value] = expected.get(e.reason.value, 0) + 1
+    assert dict(reasons) == expected
+    accepted = {json.loads(e.raw)["event_id"] for e in examples if e.reason is None}
+    stored = warehouse.query(
+        "SELECT toString(event_id) FROM inspection_events UNION ALL "
+        "SELECT toString(event_id) FROM service_events"
+    ).result_rows
+    assert {r[0] for r in stored} == accepted
+    pii = warehouse.query(
+        "SELECT payload FROM dead_letters WHERE reason = 'pii_detected'"
+    ).result_rows
+    assert pii and all("[REDACTED]" in p[0] and "038190012345" not in p[0] for p in pii)
+    text = warehouse.query(
+        "SELECT JSONExtractString(payload, 'ghi_chu') FROM inspection_events "
+        "WHERE JSONHas(payload, 'ghi_chu')"
+    ).result_rows
+    assert text == [("Kiểm tra qua hệ thống thông tin báo cáo của tỉnh",)]
+
+
+def _scenario(
+    seed: int, n_inspections: int = 60, n_dossiers: int = 200
+) -> tuple[list[bytes], list[bytes]]:
+    """Random inspections and dossiers, shuffled, with duplicates re-sent."""
+    rng = random.Random(seed)
+    agencies = ["TH-S-TP", "TH-S-TTTT", "TH-D380", "TH-D399"]
+    modes = ["on_site", "in_person_meeting", "video_conference", "information_system"]
+    events: list[dict[str, Any]] = []
+    for i in range(n_inspections):
+        agency, iid = rng.choice(agencies), f"KT-{i}"
+        day = rng.randint(1, 28)
+        month = rng.choice([5, 6, 7])
+        for _ in range(rng.randint(0, 4)):
+            events.append(make_inspection_event(
+                agency_code=agency, inspection_id=iid,
+                occurred_at=f"2024-{month:02d}-{day:02d}T10:00:00+07:00",
+                activity={"mode": rng.choice(modes)},
+            ))  # fmt: skip
+        if rng.random() < 0.9:
+            hour = rng.choice(["03", "12", "23"])
+            events.append(make_inspection_event(
+                agency_code=agency, inspection_id=iid, event_type="concluded",
+                occurred_at=f"2024-{month:02d}-01T{hour}:00:00+07:00",
+            ))  # fmt: skip
+        if rng.random() < 0.1:
+            events.append(make_inspection_event(
+                agency_code=agency, inspection_id=iid, event_type="cancelled"
+            ))  # fmt: skip
+    for d in range(n_dossiers):
+        agency = rng.choice(agencies)
+        channel = rng.choice(["online", "online", "counter", "postal"])
+        total = rng.randint(5, 20)
+        sub = make_service_event(
+            agency_code=agency, dossier_id=f"HS-{d}", channel=channel,
+            procedure_code=rng.choice(["1.001193", "1.000656", "2.000908"]),
+            occurred_at=f"2024-06-{rng.randint(1, 30):02d}T0{rng.randint(0, 9)}:00:00+07:00",
+        )  # fmt: skip
+        if channel == "online":
+            sub["form"] = {"fields_total": total, "fields_prefilled": rng.choice([0, 3, total])}
+            sub["service_level"] = rng.choice(["full_process", "partial"])
+        else:
+            for k in ("form", "service_level"):
+                sub.pop(k)
+        events.append(sub)
+        if rng.random() < 0.7:
+            events.append(make_service_event(
+                agency_code=agency, dossier_id=f"HS-{d}", event_type="completed",
+                on_time=rng.random() < 0.8, occurred_at="2024-07-02T08:00:00+07:00",
+            ))  # fmt: skip
+    rng.shuffle(events)
+    raws = [json.dumps(e, ensure_ascii=False).encode() for e in events]
+    return raws, [raws[i] for i in range(0, len(raws), 7)]  # duplicates, re-sent later
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_kpi_views_equal_the_reference(warehouse: Any, hybrid: bool) -> None:
+    write_kpi_settings(warehouse, KpiSettings(hybrid_counts_as_online=hybrid))
+    load_catalog_tables(warehouse, CATALOG)
+    originals, resent = _scenario(seed=7)
+    raws = originals + resent
+    results = _run(warehouse, raws)
+    assert results.count(Result.DUPLICATE) == len(resent)
+    assert results.count(Result.ACCEPTED) == len(originals)
+    events = [decode(r, known_agency=CATALOG.agencies, now=NOW) for r in raws]
+    for kind in ("month", "quarter", "year"):
+        expected = reference_kpis(events, kinds=[kind], hybrid_counts_as_online=hybrid)
+        measured = read_kpis(warehouse, kind)
+        assert measured == expected
+        assert any(r.agency_code is None for r in measured)
+    june = {r.agency_code: r for r in read_kpis(warehouse, "month") if r.period == "2024-06"}
+    assert june[None].online_submissions > 0
+
+
+def test_duplicates_are_counted_once(warehouse: Any) -> None:
+    raw = json.dumps(make_service_event()).encode()
+    results = _run(warehouse, [raw, raw, raw])
+    assert results == [Result.ACCEPTED, Result.DUPLICATE, Result.DUPLICATE]
+    assert warehouse.query("SELECT count() FROM duplicates").result_rows[0][0] == 2
+    assert warehouse.query("SELECT count() FROM service_events FINAL").result_rows[0][0] == 1
+    assert read_kpis(warehouse, "month")[0].online_submissions == 1
+
+
+def test_reasons_in_dead_letters_are_the_closed_set(warehouse: Any) -> None:
+    _run(warehouse, [b"{", b"[]", json.dumps(make_service_event(agency_code="NOPE")).encode()])
+    got = {r[0] for r in warehouse.query("SELECT reason FROM dead_letters").result_rows}
+    assert got == {Reason.MALFORMED_JSON.value, Reason.UNKNOWN_AGENCY.value}
