@@ -10,12 +10,22 @@ from pydantic import ValidationError
 
 from parwatch import __version__
 from parwatch.broker import BrokerError
-from parwatch.commands import broker, kpi, migrate, publish, schema, simulate, sql, worker
+from parwatch.commands import (
+    broker,
+    demo,
+    kpi,
+    migrate,
+    publish,
+    schema,
+    simulate,
+    sql,
+    worker,
+)
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
 from schemas.catalog import CatalogError
 
-COMMANDS = (broker, schema, publish, simulate, migrate, worker, kpi, sql)
+COMMANDS = (demo, broker, schema, publish, simulate, migrate, worker, kpi, sql)
 
 DESCRIPTION = """\
 parwatch measures Thanh Hóa's administrative-reform targets (online inspections, prefilled

@@ -16,14 +16,14 @@ from pydantic import (
     WithJsonSchema,
 )
 
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 """Storage limit (ClickHouse DateTime64): earlier timestamps are refused as invalid_event.
 Later ones are bounded by the ``future_timestamp`` rule."""
 
 # RFC 3339 section 5.6 date-time: an explicit offset (Z or +hh:mm) is mandatory.
-# Years from 1900 (the storage limit, see EARLIEST).
+# Years from 1970 (the storage limit, see EARLIEST).
 _RFC3339 = re.compile(
-    r"^(?:19|[2-9]\d)\d{2}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^(?:19[7-9]\d|[2-9]\d{3})-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
 
 
@@ -48,7 +48,7 @@ def _require_rfc3339(value: Any) -> Any:
     except ValueError as exc:  # e.g. month 13, hour 25
         raise ValueError(f"not a valid date-time: {exc}") from None
     if moment < EARLIEST:
-        raise ValueError("must not be before 1900-01-01T00:00:00Z (storage limit)")
+        raise ValueError("must not be before 1970-01-01T00:00:00Z (storage limit)")
     return moment
 
 

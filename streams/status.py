@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,3 +35,31 @@ def read_status(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
     except (FileNotFoundError, ValueError):
         return None
+
+
+def wait_for_messages(
+    path: Path,
+    expected: int,
+    *,
+    timeout_s: float,
+    alive: Callable[[], bool] = lambda: True,
+    progress: Callable[[int], None] | None = None,
+    poll_s: float = 0.2,
+) -> dict[str, Any]:
+    """Poll the status file until the worker has made ``expected`` messages durable.
+
+    Raises ``TimeoutError`` at the deadline and ``RuntimeError`` when ``alive()`` turns false.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = read_status(path) or {}
+        done = int(status.get("messages", 0))
+        if progress is not None:
+            progress(done)
+        if done >= expected:
+            return status
+        if not alive():
+            raise RuntimeError("the worker exited before it had processed every message")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker processed {done} of {expected} messages in {timeout_s} s")
+        time.sleep(poll_s)

@@ -44,6 +44,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         bootstrap=wiring.require_bootstrap(settings),
         warehouse=wiring.warehouse_config(settings),
         topics=settings.topics,
+        app_id=settings.app_id,
         partitions=settings.partitions,
         data_dir=settings.data_dir,
         catalog_dir=settings.catalog_dir,

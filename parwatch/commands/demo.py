@@ -1,0 +1,168 @@
+"""``parwatch demo``: the whole pipeline on a bare machine, measured against the ground truth."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+from parwatch import wiring
+from parwatch.errors import UsageError
+from parwatch.progress import Progress
+from parwatch.settings import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run everything embedded: broker, worker, warehouse, simulated traffic",
+        description=(
+            "Start the embedded Kafka broker (Tansu), a stream worker and the embedded "
+            "warehouse (chdb, in a new folder under PARWATCH_DATA_DIR), publish seeded traffic "
+            "from the simulator for every agency of the catalog, wait until the worker has "
+            "made every message durable, then print the measured KPIs beside the simulator's "
+            "ground truth and how to query the data afterwards. Takes a minute or two on 2 "
+            "cores. PARWATCH_KAFKA_BOOTSTRAP and PARWATCH_CLICKHOUSE_URL are ignored here."
+        ),
+    )
+    p.add_argument("--seed", type=int, default=2024, help="simulator seed (default 2024)")
+    p.add_argument("--events", type=int, default=40_000, help="messages (default 40000)")
+    p.add_argument("--invalid-share", type=float, default=0.01,
+                   help="share of deliberately invalid messages (default 0.01)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
+    p.set_defaults(run=run)
+
+
+def _compare(truth: list[dict[str, object]], measured: list[dict[str, object]]) -> list[str]:
+    t = {(r["agency_code"], r["period"]): r for r in truth}
+    m = {(r["agency_code"], r["period"]): r for r in measured}
+    problems = [f"missing {k}" for k in t.keys() - m.keys()]
+    problems += [f"unexpected {k}" for k in m.keys() - t.keys()]
+    problems += [f"differs {k}" for k in t.keys() & m.keys() if t[k] != m[k]]
+    return sorted(problems)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0915
+    from parwatch.broker import EmbeddedBroker
+    from producers.raw import publish_raw
+    from producers.simulator import SimulationConfig, describe, simulate, write_truth
+    from schemas.kpi import rows_to_json
+    from streams.kpi_query import read_kpis
+    from streams.status import wait_for_messages
+
+    if args.events <= 0:
+        raise UsageError("--events must be positive")
+    demo_dir = (settings.data_dir / f"demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
+    demo_dir.mkdir(parents=True)
+    url = f"chdb://{demo_dir / 'warehouse'}"
+    print(f"parwatch demo: data in {demo_dir}")
+    catalog = wiring.catalog(settings)
+    sim = simulate(
+        SimulationConfig(seed=args.seed, events=args.events, invalid_share=args.invalid_share),
+        catalog,
+    )
+    print(describe(sim))
+    write_truth(sim, demo_dir / "truth.json")
+
+    with EmbeddedBroker(topics=settings.topic_specs, binary=settings.tansu_bin) as broker:
+        print(f"broker: {broker.bootstrap} (embedded Tansu, memory only)")
+        env = {**os.environ, "PARWATCH_KAFKA_BOOTSTRAP": broker.bootstrap,
+               "PARWATCH_DATA_DIR": str(demo_dir), "PARWATCH_CLICKHOUSE_URL": url,
+               "PARWATCH_BROKER_SESSION_TIMEOUT_S": "3"}  # fmt: skip
+        log_path = demo_dir / "worker.log"
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "parwatch.cli", "worker", "--loglevel", "warning"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                progress = Progress("publishing", len(sim.messages))
+                started = time.monotonic()
+                publish_raw(
+                    broker.bootstrap, settings.topics,
+                    ((m.kind, m.key, m.value) for m in sim.messages), progress=progress,
+                )  # fmt: skip
+                progress.done(len(sim.messages))
+                ingest = Progress("ingested", len(sim.messages))
+                status = wait_for_messages(
+                    demo_dir / "worker-status.json", len(sim.messages),
+                    timeout_s=args.timeout, alive=lambda: worker.poll() is None,
+                    progress=ingest,
+                )  # fmt: skip
+                ingest.done(int(status["messages"]))
+                elapsed = time.monotonic() - started
+            except (RuntimeError, TimeoutError) as exc:
+                raise UsageError(f"{exc}; see {log_path}") from None
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+    results = status["by_result"]
+    print(
+        f"worker: {status['messages']} messages in {elapsed:.1f} s from first publish "
+        f"({status['messages'] / elapsed:,.0f}/s): {results['accepted']} accepted, "
+        f"{results['duplicate']} duplicates skipped, {results['refused']} refused"
+    )
+    settings_demo = settings.model_copy(update={"clickhouse_url": url})
+    client = wiring.open_warehouse(settings_demo)
+    truth = rows_to_json(sim.truth)
+    measured = []
+    for kind in ("month", "quarter", "year"):
+        measured += rows_to_json(read_kpis(client, kind))
+    refused = dict(
+        client.query("SELECT reason, count() FROM dead_letters GROUP BY reason").result_rows
+    )
+    client.close()
+    (demo_dir / "measured.json").write_text(
+        json.dumps(measured, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
+    _print_side_by_side(truth, measured)
+    expected_refused = {k: v for k, v in sim.expected_refusals.items() if v}
+    print(f"dead letters by reason: {refused}  (expected {expected_refused})")
+    problems = _compare(truth, measured)
+    ok = not problems and refused == expected_refused
+    if ok:
+        print(f"measured = expected: all {len(truth)} KPI rows (month, quarter, year, every "
+              "agency and the province) are equal.")  # fmt: skip
+    else:
+        print(f"MISMATCH: {len(problems)} KPI rows differ, e.g. {problems[:5]}")
+    q = shlex.quote
+    print(
+        "\nQuery the data now (the demo has stopped; the warehouse stays in the folder):\n"
+        f"  export PARWATCH_CLICKHOUSE_URL={q(url)}\n"
+        "  parwatch kpi --period year\n"
+        "  parwatch kpi --agency TH-S-TP --json\n"
+        '  parwatch sql "SELECT period, online_inspection_share, target_online_inspection_share'
+        ' FROM kpi_month WHERE agency_code IS NULL ORDER BY period"\n'
+        f"Ground truth: {demo_dir / 'truth.json'}; measured: {demo_dir / 'measured.json'}"
+    )
+    return 0 if ok else 1
+
+
+def _print_side_by_side(truth: list[dict[str, object]], measured: list[dict[str, object]]) -> None:
+    keys = ("online_inspection_share", "prefilled_submission_share", "prefill_depth",
+            "service_prefill_coverage", "full_process_share", "on_time_rate")  # fmt: skip
+    short = ("online insp.", "prefilled", "depth", "coverage", "full-proc.", "on time")
+    m = {(r["agency_code"], r["period"]): r for r in measured}
+    print("\nWhole province, per year: measured (expected)")
+    print("period  " + "  ".join(f"{s:>20}" for s in short))
+    for t in truth:
+        if t["agency_code"] is not None or len(str(t["period"])) != 4:
+            continue
+        got = m.get((None, t["period"]), {})
+        cells = []
+        for k in keys:
+            a, b = got.get(k), t[k]
+            fa = "-" if a is None else f"{100 * float(a):.2f}%"  # type: ignore[arg-type]
+            fb = "-" if b is None else f"{100 * float(b):.2f}%"  # type: ignore[arg-type]
+            cells.append(f"{fa} ({fb})")
+        print(f"{t['period']:<6}  " + "  ".join(f"{c:>20}" for c in cells))

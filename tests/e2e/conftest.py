@@ -1,0 +1,88 @@
+"""End-to-end fixtures: a real ``parwatch worker`` process against the session's Tansu broker,
+with its own topics, consumer group and embedded warehouse; CLI runs against that warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parwatch.broker import EmbeddedBroker
+from schemas.topics import Topics
+from streams.status import wait_for_messages
+
+
+class Pipeline:
+    """One worker process and the CLI, sharing an environment (topics, group, warehouse)."""
+
+    def __init__(self, broker: EmbeddedBroker, topics: Topics, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.env = {
+            **os.environ,
+            "PARWATCH_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "PARWATCH_DATA_DIR": str(data_dir),
+            "PARWATCH_CLICKHOUSE_URL": f"chdb://{data_dir / 'warehouse'}",
+            "PARWATCH_TOPIC_INSPECTIONS": topics.inspections,
+            "PARWATCH_TOPIC_SERVICES": topics.services,
+            "PARWATCH_TOPIC_DEAD_LETTERS": topics.dead_letters,
+            "PARWATCH_APP_ID": f"parwatch-test-{uuid.uuid4().hex[:8]}",
+            "PARWATCH_BROKER_SESSION_TIMEOUT_S": "3",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start_worker(self) -> None:
+        log = (self.data_dir / "worker.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "parwatch.cli", "worker", "--loglevel", "warning"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def wait_for(self, messages: int, timeout_s: float = 240) -> dict[str, Any]:
+        assert self.proc is not None
+        proc = self.proc
+        try:
+            return wait_for_messages(
+                self.data_dir / "worker-status.json", messages, timeout_s=timeout_s,
+                alive=lambda: proc.poll() is None,
+            )  # fmt: skip
+        except (RuntimeError, TimeoutError):
+            print((self.data_dir / "worker.log").read_text(errors="replace")[-3000:])
+            raise
+
+    def stop_worker(self) -> int:
+        """SIGTERM and wait: the worker releases the embedded warehouse when it exits."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "parwatch.cli", *args],
+            env=self.env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    def cli_json(self, *args: str) -> Any:
+        done = self.cli(*args)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+
+@pytest.fixture
+def pipeline(broker: EmbeddedBroker, topics: Topics, tmp_path: Path) -> Iterator[Pipeline]:
+    p = Pipeline(broker, topics, tmp_path)
+    yield p
+    if p.proc is not None and p.proc.poll() is None:
+        p.proc.kill()
+        p.proc.wait()

@@ -1,0 +1,181 @@
+"""Producer -> real broker -> real worker process -> embedded ClickHouse -> `parwatch kpi`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from producers.raw import publish_raw
+from producers.simulator import SimulationConfig, simulate
+from schemas.catalog import load_catalog
+from schemas.kpi import rows_to_json
+from tests.conftest import make_inspection_event, make_service_event
+from tests.e2e.conftest import Pipeline
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
+
+A, B = "TH-S-TTTT", "TH-S-TP"
+
+
+def _insp(iid: str, event_type: str, at: str, mode: str | None = None, agency: str = A) -> Any:
+    extra: dict[str, Any] = {"activity": {"mode": mode, "system_code": None}} if mode else {}
+    return make_inspection_event(
+        agency_code=agency, inspection_id=iid, event_type=event_type, occurred_at=at, **extra
+    )
+
+
+def _sub(did: str, channel: str, proc: str, form: tuple[int, int] | None, level: str | None) -> Any:
+    event = make_service_event(
+        agency_code=B, dossier_id=did, channel=channel, procedure_code=proc,
+        occurred_at="2024-06-12T09:00:00+07:00",
+    )  # fmt: skip
+    event.pop("form")
+    event.pop("service_level")
+    if form:
+        event["form"] = {"fields_total": form[0], "fields_prefilled": form[1]}
+    if level:
+        event["service_level"] = level
+    return event
+
+
+def _done(did: str, on_time: bool) -> Any:
+    return make_service_event(
+        agency_code=B, dossier_id=did, event_type="completed", on_time=on_time,
+        occurred_at="2024-06-25T15:00:00+07:00",
+    )  # fmt: skip
+
+
+def crafted() -> tuple[list[bytes], int, dict[str, int]]:
+    """Hand-made traffic; returns (payloads in publish order, duplicates, refusals by reason)."""
+    i1_acts = [
+        _insp("I1", "activity", "2024-06-03T09:00:00+07:00", "video_conference"),
+        _insp("I1", "activity", "2024-06-04T09:00:00+07:00", "information_system"),
+    ]
+    i3_concluded = _insp("I3", "concluded", "2024-06-01T03:00:00+07:00")  # 31 May in UTC
+    events = [
+        _insp("I1", "opened", "2024-06-01T08:00:00+07:00"),
+        _insp("I1", "concluded", "2024-06-10T16:00:00+07:00"),  # before its activities: online
+        *i1_acts,
+        _insp("I2", "activity", "2024-06-11T09:00:00+07:00", "on_site"),
+        _insp("I2", "concluded", "2024-06-15T16:00:00+07:00"),
+        _insp("I2", "activity", "2024-06-20T09:00:00+07:00", "video_conference"),  # after: hybrid
+        _insp("I3", "activity", "2024-05-28T09:00:00+07:00", "in_person_meeting"),
+        _insp("I3", "activity", "2024-05-29T09:00:00+07:00", "on_site"),
+        i3_concluded,  # in person, June
+        _insp("I4", "activity", "2024-06-02T09:00:00+07:00", "video_conference"),
+        _insp("I4", "concluded", "2024-06-05T16:00:00+07:00"),
+        _insp("I4", "cancelled", "2024-06-06T08:00:00+07:00"),  # leaves every KPI
+        _insp("I5", "concluded", "2024-06-20T16:00:00+07:00"),  # no activity: unclassified
+        _insp("I6", "activity", "2024-05-20T09:00:00+07:00", "remote_document_review", B),
+        _insp("I6", "concluded", "2024-05-31T23:30:00+07:00", agency=B),  # May: online
+        _sub("D1", "online", "1.001193", (10, 10), "full_process"),
+        _sub("D2", "online", "1.001193", (10, 4), "partial"),
+        _sub("D3", "online", "1.000656", (8, 0), "full_process"),
+        _sub("D4", "counter", "1.000656", None, None),
+        _sub("D5", "postal", "2.000908", None, None),
+        _done("D1", True), _done("D2", False), _done("D4", True),
+        make_service_event(agency_code=B, dossier_id="D3", event_type="rejected"),
+    ]  # fmt: skip
+    payloads = [json.dumps(e, ensure_ascii=False).encode() for e in events]
+    # Re-sent later with the same event_id: counted once.
+    duplicates = [json.dumps(e, ensure_ascii=False).encode() for e in (i1_acts[0], i3_concluded)]
+    no_form = _sub("D9", "online", "1.001193", None, "partial")
+    invalid = {
+        "malformed_json": b'{"schema": "service/1", "event_id": ',
+        "unsupported_schema": json.dumps(_insp("I7", "opened", "2024-06-01T08:00:00+07:00")
+                                         | {"schema": "inspection/2"}).encode(),
+        "invalid_event": json.dumps(no_form).encode(),
+        "unknown_agency": json.dumps(_insp("I8", "opened", "2024-06-01T08:00:00+07:00",
+                                           agency="TH-S-KHONG-CO")).encode(),
+        "future_timestamp": json.dumps(_insp("I9", "opened", "2099-01-01T08:00:00+07:00")).encode(),
+        "pii_detected": json.dumps(_insp("I10", "opened", "2024-06-01T08:00:00+07:00")
+                                   | {"ghi_chu": "Liên hệ 0912 345 678"},
+                                   ensure_ascii=False).encode(),
+    }  # fmt: skip
+    return payloads + duplicates + list(invalid.values()), 2, dict.fromkeys(invalid, 1)
+
+
+def _kind(raw: bytes) -> str:
+    return "inspection" if b"inspection" in raw else "service"
+
+
+def _row(agency: str | None, period: str, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "agency_code": agency, "period": period,
+        "inspections_online": 0, "inspections_hybrid": 0, "inspections_in_person": 0,
+        "inspections_unclassified": 0, "online_inspection_share": None,
+        "online_submissions": 0, "prefilled_submission_share": None, "prefill_depth": None,
+        "service_prefill_coverage": None, "full_process_share": None, "on_time_rate": None,
+    }  # fmt: skip
+    row.update(values)
+    return row
+
+
+INSPECTIONS_JUNE = {
+    "inspections_online": 1, "inspections_hybrid": 1, "inspections_in_person": 1,
+    "inspections_unclassified": 1, "online_inspection_share": 1 / 3,
+}  # fmt: skip
+SERVICES_JUNE = {
+    "online_submissions": 3, "prefilled_submission_share": 2 / 3, "prefill_depth": 14 / 28,
+    "service_prefill_coverage": 1 / 2, "full_process_share": 2 / 5, "on_time_rate": 2 / 3,
+}  # fmt: skip
+MAY_ONLINE = {"inspections_online": 1, "online_inspection_share": 1.0}
+EXPECTED_MONTHS = [
+    _row(None, "2024-05", **MAY_ONLINE),
+    _row(B, "2024-05", **MAY_ONLINE),
+    _row(None, "2024-06", **INSPECTIONS_JUNE, **SERVICES_JUNE),
+    _row(B, "2024-06", **SERVICES_JUNE),
+    _row(A, "2024-06", **INSPECTIONS_JUNE),
+]
+
+
+def test_crafted_scenario_gives_hand_computed_kpis(pipeline: Pipeline, topics: Any) -> None:
+    payloads, duplicates, refusals = crafted()
+    pipeline.start_worker()
+    publish_raw(pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], topics,
+                ((_kind(p), None, p) for p in payloads))  # fmt: skip
+    status = pipeline.wait_for(len(payloads))
+    assert status["by_result"]["duplicate"] == duplicates
+    assert status["by_result"]["refused"] == sum(refusals.values())
+    assert pipeline.stop_worker() == 0
+
+    assert pipeline.cli_json("kpi", "--json") == EXPECTED_MONTHS
+    quarter = pipeline.cli_json("kpi", "--json", "--period", "quarter", "--agency", A)
+    assert quarter == [_row(A, "2024-Q2", **INSPECTIONS_JUNE)]
+    dead = pipeline.cli_json(
+        "sql", "--json", "SELECT reason, count() AS n FROM dead_letters GROUP BY reason"
+    )
+    assert {r["reason"]: r["n"] for r in dead} == refusals
+    pii = pipeline.cli_json("sql", "--json", "SELECT payload FROM dead_letters "
+                            "WHERE reason = 'pii_detected'")  # fmt: skip
+    assert "0912" not in pii[0]["payload"] and "[REDACTED]" in pii[0]["payload"]
+    dup = pipeline.cli_json("sql", "--json", "SELECT count() AS n FROM duplicates")
+    assert dup == [{"n": duplicates}]
+    cls = pipeline.cli_json(
+        "sql",
+        "--json",
+        "SELECT inspection_id, classification, cancelled "
+        "FROM inspection_classifications FINAL ORDER BY inspection_id",
+    )
+    assert [(r["inspection_id"], r["classification"], r["cancelled"]) for r in cls] == [
+        ("I1", "online", 0), ("I2", "hybrid", 0), ("I3", "in_person", 0),
+        ("I4", "online", 1), ("I5", "unclassified", 0), ("I6", "online", 0),
+    ]  # fmt: skip
+
+
+def test_simulated_traffic_equals_ground_truth(pipeline: Pipeline, topics: Any) -> None:
+    sim = simulate(SimulationConfig(seed=11, events=20_000), load_catalog())
+    pipeline.start_worker()
+    publish_raw(pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], topics,
+                ((m.kind, m.key, m.value) for m in sim.messages))  # fmt: skip
+    status = pipeline.wait_for(len(sim.messages), timeout_s=400)
+    assert status["by_result"]["duplicate"] == sim.duplicates
+    assert pipeline.stop_worker() == 0
+    measured = []
+    for period in ("month", "quarter", "year"):
+        measured += pipeline.cli_json("kpi", "--json", "--period", period)
+    truth = rows_to_json(sim.truth)
+    assert len(measured) == len(truth) > 100
+    assert sorted(measured, key=json.dumps) == sorted(truth, key=json.dumps)
