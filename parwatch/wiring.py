@@ -54,7 +54,9 @@ def open_warehouse(settings: Settings, *, create_database: bool = False) -> Clie
         return connect(config, create_database=create_database)
     except WarehouseOpenError as exc:
         hint = ""
-        if config.embedded and ("EmbeddedServer" in str(exc) or "lock" in str(exc).lower()):
+        if "UNKNOWN_DATABASE" in str(exc):
+            hint = " (run `parwatch migrate` first, or check PARWATCH_CLICKHOUSE_URL)"
+        elif config.embedded and ("EmbeddedServer" in str(exc) or "lock" in str(exc).lower()):
             hint = " (is a worker or demo running on it? chdb allows one process per path)"
         raise UsageError(f"warehouse {config.describe()}: {exc}{hint}") from None
 
