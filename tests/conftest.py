@@ -101,3 +101,28 @@ def warehouse(chdb_url: str) -> Iterator[Any]:
     migrations.apply(client)
     yield client
     client.command(f"DROP DATABASE IF EXISTS {config.database}")
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> list[Any]:
+    """Read ``expected`` messages from every partition of ``topic`` (or fail at the deadline).
+
+    Stops on the count, not on end offsets: Tansu reports high watermarks that are too low.
+    """
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while len(out) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                out.extend(records)
+        return out
+    finally:
+        consumer.close()

@@ -11,7 +11,7 @@ from producers.raw import publish_raw
 from producers.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
 from schemas.kpi import rows_to_json
-from tests.conftest import make_inspection_event, make_service_event
+from tests.conftest import make_inspection_event, make_service_event, read_topic
 from tests.e2e.conftest import Pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
@@ -141,6 +141,10 @@ def test_crafted_scenario_gives_hand_computed_kpis(pipeline: Pipeline, topics: A
     assert status["by_result"]["refused"] == sum(refusals.values())
     assert pipeline.stop_worker() == 0
 
+    dead_topic = read_topic(pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], topics.dead_letters, 6)
+    letters = [json.loads(m.value) for m in dead_topic]
+    assert sorted(d["reason"] for d in letters) == sorted(refusals)
+    assert all(d["topic"] in (topics.inspections, topics.services) for d in letters)
     assert pipeline.cli_json("kpi", "--json") == EXPECTED_MONTHS
     quarter = pipeline.cli_json("kpi", "--json", "--period", "quarter", "--agency", A)
     assert quarter == [_row(A, "2024-Q2", **INSPECTIONS_JUNE)]

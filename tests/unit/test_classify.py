@@ -1,0 +1,97 @@
+"""Pure classification: order independence, redelivery versus duplicate, versions."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas import decode
+from schemas.inspection import InspectionEventV1
+from schemas.service import ServiceEventV1
+from streams.classify import (
+    DossierState,
+    InspectionState,
+    Outcome,
+    apply_inspection,
+    apply_service,
+    prefill_class,
+)
+from tests.conftest import make_inspection_event, make_service_event
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+AGENCIES = {"TH-S-TTTT", "TH-S-TP"}
+
+
+def _ev(**kw: object) -> InspectionEventV1:
+    e = decode(json.dumps(make_inspection_event(**kw)).encode(), known_agency=AGENCIES, now=NOW)
+    assert isinstance(e, InspectionEventV1)
+    return e
+
+
+def _run(events: list[InspectionEventV1]) -> InspectionState:
+    state = InspectionState()
+    for offset, e in enumerate(events):
+        state, _ = apply_inspection(state, e, (0, offset))
+    return state
+
+
+EVENTS = [
+    _ev(activity={"mode": "video_conference"}),
+    _ev(activity={"mode": "on_site"}),
+    _ev(event_type="concluded", occurred_at="2024-06-10T16:00:00+07:00"),
+    _ev(event_type="concluded", occurred_at="2024-06-12T16:00:00+07:00"),
+    _ev(event_type="opened", occurred_at="2024-06-01T08:00:00+07:00"),
+]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(len(EVENTS)))))
+def test_final_state_does_not_depend_on_arrival_order(order: tuple[int, ...]) -> None:
+    state = _run([EVENTS[i] for i in order])
+    assert state.classification == "hybrid"
+    assert state.activities == 2
+    assert state.version == 5
+    assert state.concluded_at == datetime.fromisoformat("2024-06-12T16:00:00+07:00")
+    assert state.opened_at == datetime.fromisoformat("2024-06-01T08:00:00+07:00")
+
+
+def test_classes() -> None:
+    online = _run([_ev(activity={"mode": m}) for m in ("information_system", "online_reporting")])
+    assert online.classification == "online"
+    person = _run([_ev(activity={"mode": m}) for m in ("on_site", "in_person_meeting")])
+    assert person.classification == "in_person"
+    assert _run([_ev(event_type="concluded")]).classification == "unclassified"
+    assert _run([_ev(event_type="cancelled")]).cancelled
+
+
+def test_redelivery_is_not_a_duplicate() -> None:
+    e = EVENTS[0]
+    state, first = apply_inspection(InspectionState(), e, (2, 40))
+    again, redelivered = apply_inspection(state, e, (2, 40))
+    same, duplicate = apply_inspection(state, e, (2, 41))
+    assert (first, redelivered, duplicate) == (Outcome.NEW, Outcome.REDELIVERED, Outcome.DUPLICATE)
+    assert again == state == same
+    assert state.version == 1
+
+
+def test_state_round_trips_through_json() -> None:
+    state = _run(EVENTS)
+    assert InspectionState.from_json(json.loads(json.dumps(state.to_json()))) == state
+    assert InspectionState.from_json(None) == InspectionState()
+
+
+def test_service_dedup_and_prefill_class() -> None:
+    raw = json.dumps(make_service_event(form={"fields_total": 4, "fields_prefilled": 4}))
+    e = decode(raw.encode(), known_agency=AGENCIES, now=NOW)
+    assert isinstance(e, ServiceEventV1)
+    state, first = apply_service(DossierState(), e, (1, 7))
+    _, dup = apply_service(state, e, (3, 9))
+    assert (first, dup) == (Outcome.NEW, Outcome.DUPLICATE)
+    assert DossierState.from_json(state.to_json()) == state
+    assert prefill_class(e) == "full"
+    partial = e.model_copy(update={"form": e.form.model_copy(update={"fields_prefilled": 1})})  # type: ignore[union-attr]
+    assert prefill_class(partial) == "partial"
+    counter = e.model_copy(update={"channel": "counter"})
+    assert prefill_class(counter) == "not_online"
