@@ -75,7 +75,7 @@ def _redacted_payload(obj: dict[str, Any]) -> bytes:
     applicant = clean.get("applicant")
     if isinstance(applicant, dict) and "id_hash" in applicant:
         applicant["id_hash"] = "[REDACTED]"
-    return json.dumps(clean, ensure_ascii=False).encode()
+    return _utf8(json.dumps(clean, ensure_ascii=False))
 
 
 def _pii_refusal(
@@ -103,21 +103,40 @@ def _field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
     return tuple(errors)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse(text: str | bytes) -> Any:
+    """Standard JSON only: NaN and Infinity are refused. Raises ValueError or RecursionError."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def _malformed(detail: str, text: str) -> InvalidEvent:
+    # Not personal data by reason, but redacted anyway: a broken payload may still hold some.
+    return InvalidEvent(Reason.MALFORMED_JSON, detail[:500], payload=_utf8(redact_text(text)))
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", errors="replace")  # lone surrogates cannot be encoded
+
+
 def _diagnose(raw: bytes, exc: ValidationError) -> InvalidEvent:
     """Slow path, only for payloads the fast path refused: say exactly why."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return InvalidEvent(
-            Reason.MALFORMED_JSON, f"not UTF-8: {e.reason} at byte {e.start}", payload=raw
-        )
+        return _malformed(f"not UTF-8: {e.reason} at byte {e.start}",
+                          raw.decode("utf-8", errors="replace"))  # fmt: skip
     try:
-        obj = json.loads(text)
+        obj = _parse(text)
     except (ValueError, RecursionError) as e:
         msg = str(e) if isinstance(e, ValueError) else "nested too deeply"
-        return InvalidEvent(
-            Reason.MALFORMED_JSON, f"not JSON: {msg}"[:500], payload=redact_text(text).encode()
-        )
+        return _malformed(f"not JSON: {msg}", text)
+    # json.loads is laxer than the contract's parser (lone surrogates, for one).
+    strict = [e["msg"] for e in exc.errors(include_url=False) if e["type"] == "json_invalid"]
+    if strict:
+        return _malformed(f"not JSON: {strict[0]}", text)
     if not isinstance(obj, dict):
         return InvalidEvent(
             Reason.MALFORMED_JSON, "top-level value is not a JSON object", payload=raw
@@ -166,7 +185,11 @@ def decode(
         raise _diagnose(raw, exc) from None
     eid = str(event.event_id)
     if _has_unnamed(event):  # only then can an unnamed field hold personal data
-        refusal = _pii_refusal(json.loads(raw), type(event), event.agency_code, eid)
+        try:
+            obj = _parse(raw)
+        except (ValueError, RecursionError) as e:
+            raise _malformed(f"not JSON: {e}", raw.decode("utf-8", errors="replace")) from None
+        refusal = _pii_refusal(obj, type(event), event.agency_code, eid)
         if refusal is not None:
             raise refusal
     if event.agency_code not in known_agency:
