@@ -25,7 +25,8 @@ def read_kpis(
     """Rows of ``kpi_<kind>``: periods whose start lies in [start, end], one agency or all."""
     if kind not in GRAINS:
         raise ValueError(f"period must be one of {', '.join(GRAINS)}")
-    where, params = ["1"], {}  # type: ignore[var-annotated]
+    where: list[str] = ["1"]
+    params: dict[str, object] = {}
     if agency is not None:
         where.append("agency_code = {agency:String}")
         params["agency"] = agency

@@ -118,9 +118,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0915
     measured = []
     for kind in ("month", "quarter", "year"):
         measured += rows_to_json(read_kpis(client, kind))
-    refused = dict(
-        client.query("SELECT reason, count() FROM dead_letters GROUP BY reason").result_rows
-    )
+    rows = client.query("SELECT reason, count() FROM dead_letters GROUP BY reason").result_rows
+    refused: dict[str, int] = {str(r): int(n) for r, n in rows}
     client.close()
     (demo_dir / "measured.json").write_text(
         json.dumps(measured, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
