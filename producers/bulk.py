@@ -1,0 +1,121 @@
+"""Bulk upload of a JSON Lines file of events (``parwatch publish FILE.jsonl``).
+
+Contract of ``publish_jsonl``:
+
+* The file is UTF-8, one JSON object a line; blank lines are skipped. It is streamed, one line
+  at a time, never loaded whole (one extra pass counts its lines, for progress).
+* Each line is published as it is (the bytes of the line, without its line break) through the
+  ``Publisher``, which validates it: a bad line (not UTF-8, not JSON, refused by the contract)
+  is recorded with its 1-based line number, its ``Reason`` code and a short detail, and is not
+  sent; the lines around it still are. Nothing else stops the upload.
+* Order: lines are published in file order (the publisher keeps that order per key).
+* On return everything sent has been flushed: delivered to Kafka or durably spooled
+  (``BulkReport.spooled`` tells how many wait in the spool for the broker).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from producers.publisher import Publisher, PublishError
+from schemas import Reason
+
+PROGRESS_EVERY = 1000
+MAX_DETAIL = 300
+
+
+class BadLine(NamedTuple):
+    line: int
+    reason: str
+    detail: str
+
+
+@dataclass
+class BulkReport:
+    """What ``publish_jsonl`` did: events sent, bad lines (not sent), events left in the spool."""
+
+    sent: int = 0
+    bad: list[BadLine] = field(default_factory=list)
+    blank: int = 0
+    spooled: int = 0
+
+    def summary(self) -> str:
+        """One line for a terminal, e.g. ``sent 998 events; 2 bad lines (malformed_json: 2)``."""
+        parts = [f"sent {self.sent:,} event{'s' if self.sent != 1 else ''}"]
+        if self.bad:
+            counts = Counter(b.reason for b in self.bad)
+            by_reason = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(counts.items()))
+            n_bad = len(self.bad)
+            parts.append(f"{n_bad:,} bad line{'s' if n_bad != 1 else ''} not sent ({by_reason})")
+        else:
+            parts.append("no bad lines")
+        if self.spooled:
+            parts.append(f"{self.spooled:,} waiting in the local spool for the broker")
+        return "; ".join(parts)
+
+
+def count_lines(path: Path) -> int:
+    """Lines in ``path`` (a last line without a line break counts), read in 1 MiB chunks."""
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def _skip_rest_of_line(f: BinaryIO, limit: int) -> None:
+    while chunk := f.readline(limit):
+        if chunk.endswith(b"\n"):
+            return
+
+
+def publish_jsonl(
+    path: Path,
+    publisher: Publisher,
+    progress: Callable[[int, int], None] | None = None,
+) -> BulkReport:
+    """Publish every good line of the JSON Lines file ``path``; report the bad ones.
+
+    ``progress(lines_done, lines_total)`` is called every 1,000 lines and once at the end.
+    """
+    report = BulkReport()
+    total = count_lines(path) if progress is not None else 0
+    limit = publisher.config.max_event_bytes + 2  # room for "\r\n"
+    number = 0
+    with path.open("rb") as f:
+        while line := f.readline(limit):
+            number += 1
+            if not line.endswith(b"\n") and len(line) == limit:
+                _skip_rest_of_line(f, limit)
+                report.bad.append(
+                    BadLine(number, Reason.INVALID_EVENT.value, f"line longer than {limit} bytes")
+                )
+                continue
+            raw = line.rstrip(b"\r\n")
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark, as some editors write
+            if not raw.strip():
+                report.blank += 1
+            else:
+                try:
+                    publisher.publish(raw)
+                except PublishError as exc:
+                    detail = exc.invalid.detail
+                    if len(detail) > MAX_DETAIL:
+                        detail = detail[: MAX_DETAIL - 1] + "…"
+                    report.bad.append(BadLine(number, exc.reason.value, detail))
+                else:
+                    report.sent += 1
+            if progress is not None and number % PROGRESS_EVERY == 0:
+                progress(number, max(total, number))
+    publisher.flush()
+    report.spooled = publisher.stats().spool_pending
+    if progress is not None:
+        progress(number, max(total, number))
+    return report
