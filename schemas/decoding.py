@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from collections.abc import Container
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ MAX_FUTURE_SKEW = timedelta(minutes=10)
 _RAW_ID_IN_HASH = re.compile(r"^\d{12}$")
 
 
+@cache
 def _named(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
     """The wire names a model defines, each with its nested model if it has one."""
     names: dict[str, type[BaseModel] | None] = {}
@@ -212,10 +214,21 @@ def decode(
     return upgrade(event)
 
 
+@cache
+def _nested(model: type[BaseModel]) -> tuple[str, ...]:
+    """Attribute names of the fields that can hold a nested model."""
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if _named(model)[info.alias or name] is not None
+    )
+
+
 def _has_unnamed(model: BaseModel) -> bool:
     if model.model_extra:
         return True
-    return any(
-        isinstance(v, BaseModel) and _has_unnamed(v)
-        for v in (getattr(model, n) for n in type(model).model_fields)
-    )
+    for name in _nested(type(model)):
+        value = getattr(model, name)
+        if value is not None and _has_unnamed(value):
+            return True
+    return False
