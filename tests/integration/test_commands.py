@@ -1,0 +1,105 @@
+"""The `parwatch` command as users run it: the broker launcher, simulate, errors as one line."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parwatch.broker import free_port
+
+PARWATCH = [sys.executable, "-m", "parwatch.cli"]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PARWATCH, *args], capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.mark.kafka
+def test_broker_command_serves_and_stops_on_ctrl_c() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*PARWATCH, "broker", "--port", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.strip() == f"broker ready: 127.0.0.1:{port}"
+        assert "inspection-events (6)" in proc.stdout.readline()
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}")
+        assert consumer.partitions_for_topic("service-events") == set(range(6))
+        assert consumer.partitions_for_topic("dead-letters") == set(range(3))
+        consumer.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with socket.socket() as s:  # the port is free again: the broker process is gone
+        s.bind(("127.0.0.1", port))
+
+
+def test_broker_port_taken_is_one_clear_line() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        done = _run("broker", "--port", str(port))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"parwatch: error: port {port} on 127.0.0.1 is already in use"
+
+
+def test_broker_binary_missing_is_one_clear_line(tmp_path: Path) -> None:
+    done = _run("broker", env={"PARWATCH_TANSU_BIN": str(tmp_path / "tansu")})
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"parwatch: error: tansu binary not found at {tmp_path}/tansu"
+
+
+def test_simulate_twice_gives_the_same_events_and_truth(tmp_path: Path) -> None:
+    digests = []
+    for run, hash_seed in (("a", "1"), ("b", "2")):
+        out, truth = tmp_path / f"{run}.jsonl", tmp_path / f"{run}.json"
+        done = _run("simulate", "--seed", "1", "--events", "3000", "--out", str(out),
+                    "--truth", str(truth), env={"PYTHONHASHSEED": hash_seed})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert sum(1 for _ in out.open("rb")) == 3000
+        digests.append((hashlib.sha256(out.read_bytes()).hexdigest(),
+                        hashlib.sha256(truth.read_bytes()).hexdigest()))  # fmt: skip
+    assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["publish", "nope.jsonl"], "parwatch: error: nope.jsonl: no such file"),
+        (["simulate", "--seed", "1", "--events", "5"],
+         "parwatch: error: no Kafka broker configured: set PARWATCH_KAFKA_BOOTSTRAP=host:port "
+         "(`parwatch broker` starts an embedded one and prints its address)"),
+        (["sql", "DROP TABLE agencies"],
+         "parwatch: error: only read-only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) "
+         "run here"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    env = {"PARWATCH_KAFKA_BOOTSTRAP": "", "PARWATCH_DATA_DIR": str(tmp_path)}
+    done = _run(*args, env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip() == message
+
+
+def test_bad_setting_is_one_line() -> None:
+    done = _run("kpi", env={"PARWATCH_PARTITIONS": "many"})
+    assert done.returncode == 2
+    assert done.stderr.startswith("parwatch: error: PARWATCH_PARTITIONS: ")
+    assert len(done.stderr.strip().splitlines()) == 1
