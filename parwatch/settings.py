@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     dead_letter_partitions: int = Field(3, ge=1)
 
     catalog_dir: Path | None = Field(None, description="agencies.csv/procedures.csv; bundled")
+    catalog_check_s: float = Field(30.0, gt=0, description="how often the worker checks them")
 
     target_online_inspection_share: float = 0.40
     target_service_prefill_coverage: float = 1.00

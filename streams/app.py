@@ -20,10 +20,11 @@ from typing import Any
 
 import faust
 
-from schemas.catalog import Catalog, load_catalog
+from schemas.catalog import Catalog, bundled_dir, load_catalog
 from schemas.errors import InvalidEvent
 from schemas.topics import Topics
 from streams.processor import Result, process
+from streams.reference import load_catalog_tables
 from streams.rows import Origin
 from streams.sink import ClickHouseSink, SinkStats
 from streams.status import write_status
@@ -77,8 +78,6 @@ class CatalogHolder:
         self._mtime = self._stamp()
 
     def _stamp(self) -> float:
-        from schemas.catalog import bundled_dir
-
         d = self.directory or bundled_dir()
         return max((d / f).stat().st_mtime for f in ("agencies.csv", "procedures.csv"))
 
@@ -158,7 +157,9 @@ def create_app(cfg: WorkerConfig) -> faust.App:
 
     @app.timer(interval=cfg.catalog_check_s)
     async def reload_catalog() -> None:
-        catalog.maybe_reload()
+        if catalog.maybe_reload():  # the worker's own copy, then the warehouse's tables
+            counts = await sink.call(lambda client: load_catalog_tables(client, catalog.catalog))
+            log.info("catalog tables reloaded: %d agencies, %d procedures", *counts)
 
     @app.task
     async def announce() -> None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from clickhouse_connect.driver.client import Client
 
@@ -30,6 +31,7 @@ from streams.writer import batch_token, write_tables
 log = logging.getLogger("parwatch.sink")
 
 Ack = Callable[[], Awaitable[object]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -72,6 +74,16 @@ class ClickHouseSink:
         if self._client is None:
             self._client = self._open_client()
         return write_tables(self._client, tables, token)
+
+    async def call(self, fn: Callable[[Client], T]) -> T:
+        """Run ``fn(client)`` on the warehouse thread (for work besides the batches)."""
+
+        def run() -> T:
+            if self._client is None:
+                self._client = self._open_client()
+            return fn(self._client)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     async def add(self, position: tuple[str, int, int], result: Result, ack: Ack) -> None:
         """Register a message whose rows are already in ``self.buffer``; flush when full."""

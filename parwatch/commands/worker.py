@@ -48,6 +48,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         partitions=settings.partitions,
         data_dir=settings.data_dir,
         catalog_dir=settings.catalog_dir,
+        catalog_check_s=settings.catalog_check_s,
         status_path=settings.data_dir / "worker-status.json",
         session_timeout_s=settings.broker_session_timeout_s,
         max_rows=settings.worker_max_rows,

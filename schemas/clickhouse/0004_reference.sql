@@ -1,5 +1,6 @@
--- Reference catalogs, loaded from schemas/reference/*.csv by `parwatch migrate` and
--- `parwatch catalog load` (a reload replaces the whole table).
+-- Reference catalogs, loaded from schemas/reference/*.csv (or PARWATCH_CATALOG_DIR) by
+-- `parwatch migrate` and by the worker at start and whenever the files change (a reload
+-- replaces the whole table).
 CREATE TABLE IF NOT EXISTS agencies
 (
     code       String,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from typing import Any
 
 import pytest
 
 from producers.raw import publish_raw
 from producers.simulator import SimulationConfig, simulate
-from schemas.catalog import load_catalog
+from schemas.catalog import bundled_dir, load_catalog
 from schemas.kpi import rows_to_json
 from tests.conftest import make_inspection_event, make_service_event, read_topic
 from tests.e2e.conftest import Pipeline
@@ -183,3 +185,31 @@ def test_simulated_traffic_equals_ground_truth(pipeline: Pipeline, topics: Any) 
     truth = rows_to_json(sim.truth)
     assert len(measured) == len(truth) > 100
     assert sorted(measured, key=json.dumps) == sorted(truth, key=json.dumps)
+
+
+def test_catalog_reload_without_restart(pipeline: Pipeline, topics: Any, tmp_path: Any) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(bundled_dir(), catalog)
+    pipeline.env |= {"PARWATCH_CATALOG_DIR": str(catalog), "PARWATCH_CATALOG_CHECK_S": "0.5"}
+    unit = "TH-X-THU-NGHIEM"
+    bootstrap = pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"]
+
+    def send_one() -> None:
+        event = _insp("R1", "activity", "2024-06-01T08:00:00+07:00", "on_site", agency=unit)
+        publish_raw(bootstrap, topics, [("inspection", None, json.dumps(event).encode())])
+
+    pipeline.start_worker()
+    send_one()
+    assert pipeline.wait_for(1)["by_result"]["refused"] == 1
+    with (catalog / "agencies.csv").open("a", encoding="utf-8") as f:
+        f.write(f"{unit},Ủy ban nhân dân xã Thử Nghiệm,commune,TH,2025-07-01,\n")
+    sent, deadline = 1, time.monotonic() + 30
+    status = {"by_result": {"accepted": 0}}
+    while not status["by_result"]["accepted"] and time.monotonic() < deadline:
+        send_one()  # refused until the worker has seen the new file, then accepted
+        sent += 1
+        status = pipeline.wait_for(sent)
+    assert status["by_result"]["accepted"] == 1
+    assert pipeline.stop_worker() == 0
+    names = pipeline.cli_json("sql", "--json", f"SELECT name FROM agencies WHERE code = '{unit}'")
+    assert names == [{"name": "Ủy ban nhân dân xã Thử Nghiệm"}]
