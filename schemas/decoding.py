@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
 from collections.abc import Container
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -186,7 +186,7 @@ def decode(
     except ValidationError as exc:
         raise _diagnose(raw, exc) from None
     eid = str(event.event_id)
-    if _has_unnamed(event):  # only then can an unnamed field hold personal data
+    if has_unnamed_fields(event):  # only then can an unnamed field hold personal data
         try:
             obj = _parse(raw)
         except (ValueError, RecursionError) as e:
@@ -224,11 +224,12 @@ def _nested(model: type[BaseModel]) -> tuple[str, ...]:
     )
 
 
-def _has_unnamed(model: BaseModel) -> bool:
+def has_unnamed_fields(model: BaseModel) -> bool:
+    """Whether ``model`` or a model nested in it holds fields the contract does not name."""
     if model.model_extra:
         return True
     for name in _nested(type(model)):
         value = getattr(model, name)
-        if value is not None and _has_unnamed(value):
+        if value is not None and has_unnamed_fields(value):
             return True
     return False
