@@ -34,6 +34,14 @@ class Outcome(Enum):
     DUPLICATE = "duplicate"
 
 
+def _seen_to_json(seen: dict[str, Position]) -> dict[str, list[int]]:
+    return {k: list(v) for k, v in seen.items()}
+
+
+def _seen_from_json(d: dict[str, list[int]]) -> dict[str, Position]:
+    return {k: (int(v[0]), int(v[1])) for k, v in d.items()}
+
+
 def _outcome(seen: dict[str, Position], event_id: str, position: Position) -> Outcome:
     first = seen.get(event_id)
     if first is None:
@@ -72,7 +80,7 @@ class InspectionState:
             "co": self.concluded_at.isoformat() if self.concluded_at else None,
             "ca": self.cancelled,
             "se": self.sector,
-            "seen": {k: list(v) for k, v in self.seen.items()},
+            "seen": _seen_to_json(self.seen),
         }
 
     @classmethod
@@ -87,7 +95,7 @@ class InspectionState:
             concluded_at=datetime.fromisoformat(d["co"]) if d["co"] else None,
             cancelled=d["ca"],
             sector=d["se"],
-            seen={k: (int(v[0]), int(v[1])) for k, v in d["seen"].items()},
+            seen=_seen_from_json(d["seen"]),
         )
 
 
@@ -124,13 +132,13 @@ class DossierState:
     seen: dict[str, Position] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"seen": {k: list(v) for k, v in self.seen.items()}}
+        return {"seen": _seen_to_json(self.seen)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | None) -> DossierState:
         if not d:
             return cls()
-        return cls(seen={k: (int(v[0]), int(v[1])) for k, v in d["seen"].items()})
+        return cls(seen=_seen_from_json(d["seen"]))
 
 
 def apply_service(
