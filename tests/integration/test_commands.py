@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from parwatch.broker import free_port
+from tests.conftest import make_inspection_event, read_topic
 
 PARWATCH = [sys.executable, "-m", "parwatch.cli"]
 
@@ -103,3 +106,30 @@ def test_bad_setting_is_one_line() -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("parwatch: error: PARWATCH_PARTITIONS: ")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.kafka
+def test_publish_command_sends_good_lines_and_reports_bad_ones(
+    broker: Any, topics: Any, tmp_path: Path
+) -> None:
+    good = [make_inspection_event(inspection_id=f"KT-{i}") for i in range(50)]
+    lines = [json.dumps(e, ensure_ascii=False) for e in good]
+    lines.insert(10, '{"schema": "inspection/1", "event_id": ')  # line 11
+    lines.insert(20, json.dumps(make_inspection_event(agency_code="NOPE")))  # line 21
+    lines.insert(30, "")  # line 31, blank: skipped
+    file = tmp_path / "agency.jsonl"
+    file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = _run("publish", str(file), env={
+        "PARWATCH_KAFKA_BOOTSTRAP": broker.bootstrap, "PARWATCH_DATA_DIR": str(tmp_path),
+        "PARWATCH_TOPIC_INSPECTIONS": topics.inspections,
+        "PARWATCH_TOPIC_SERVICES": topics.services,
+    })  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0].startswith(f"{file}:11: malformed_json: ")
+    assert out[1].startswith(f"{file}:21: unknown_agency: ")
+    assert out[-1].startswith("sent 50 events; 2 bad lines not sent")
+    got = read_topic(broker.bootstrap, topics.inspections, 50, timeout_s=30)
+    assert sorted(json.loads(m.value)["event_id"] for m in got) == sorted(
+        e["event_id"] for e in good
+    )
