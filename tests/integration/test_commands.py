@@ -49,7 +49,8 @@ def test_broker_command_serves_and_stops_on_ctrl_c() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    with socket.socket() as s:  # the port is free again: the broker process is gone
+    with socket.socket() as s:  # nothing listens any more: the broker process is gone
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not a listener
         s.bind(("127.0.0.1", port))
 
 
