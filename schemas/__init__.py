@@ -5,7 +5,7 @@ Bottom of the dependency graph: imports pydantic and the standard library only.
 
 from schemas.decoding import decode
 from schemas.errors import FieldError, InvalidEvent, PipelineError, Reason, RetryableError
-from schemas.events import EVENT_ADAPTER, Event, LatestEvent, event_key, upgrade
+from schemas.events import EVENT_ADAPTER, Event, LatestEvent, upgrade
 from schemas.inspection import Activity, ActivityMode, InspectionEventV1
 from schemas.service import Applicant, Form, ServiceEventV1
 
@@ -25,6 +25,5 @@ __all__ = [
     "RetryableError",
     "ServiceEventV1",
     "decode",
-    "event_key",
     "upgrade",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -55,17 +54,6 @@ class Catalog:
 
     agencies: dict[str, Agency]
     procedures: dict[str, Procedure]
-
-    def has_agency(self, code: str) -> bool:
-        return code in self.agencies
-
-    def agencies_valid_on(self, day: date, kinds: Iterable[str] | None = None) -> list[Agency]:
-        wanted = set(kinds) if kinds is not None else None
-        return [
-            a
-            for a in self.agencies.values()
-            if a.valid_on(day) and (wanted is None or a.kind in wanted)
-        ]
 
 
 def _rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:

@@ -34,8 +34,3 @@ TOPIC_KIND = {"inspection/1": "inspection", "service/1": "service"}
 def upgrade(event: InspectionEventV1 | ServiceEventV1) -> LatestEvent:
     """Return ``event`` in the latest version of its kind (v1 is the latest: identity)."""
     return event
-
-
-def event_key(event: InspectionEventV1 | ServiceEventV1) -> str:
-    """The contract's Kafka key, ``{agency_code}:{inspection_id|dossier_id}``."""
-    return event.key

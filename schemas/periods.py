@@ -23,12 +23,3 @@ def period_of(moment: datetime, kind: PeriodKind) -> str:
     if kind == "quarter":
         return f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}"
     return f"{local.year:04d}"
-
-
-def period_kind(label: str) -> PeriodKind:
-    """The kind of a period label (inverse of ``period_of``'s formats)."""
-    if len(label) == 4:
-        return "year"
-    if "Q" in label:
-        return "quarter"
-    return "month"

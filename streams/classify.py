@@ -68,9 +68,6 @@ class InspectionState:
     def classification(self) -> InspectionClass:
         return classify_inspection(self.has_online, self.has_in_person)
 
-    def first_position(self, event_id: str) -> Position | None:
-        return self.seen.get(event_id)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "on": self.has_online,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -44,11 +43,3 @@ def read_kpis(
     )
     result = client.query(sql, parameters=params)
     return sort_rows(KpiRow(**dict(zip(KPI_KEYS, r, strict=True))) for r in result.result_rows)
-
-
-def kpi_extras(client: Client, kind: str, sql_filter: str = "1") -> list[dict[str, Any]]:
-    """All columns of ``kpi_<kind>`` (counts, targets) as dicts, for tables and reports."""
-    if kind not in GRAINS:
-        raise ValueError(f"period must be one of {', '.join(GRAINS)}")
-    result = client.query(f"SELECT * FROM kpi_{kind} WHERE {sql_filter}")  # noqa: S608
-    return [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]

@@ -18,12 +18,11 @@ from typing import Any
 from streams.sink import SinkStats
 
 
-def write_status(path: Path, stats: SinkStats, **extra: Any) -> None:
+def write_status(path: Path, stats: SinkStats) -> None:
     doc = {
         "pid": os.getpid(),
         "updated_at": datetime.now(UTC).isoformat(),
         **asdict(stats),
-        **extra,
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")

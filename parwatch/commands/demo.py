@@ -48,7 +48,7 @@ def _compare(truth: list[dict[str, object]], measured: list[dict[str, object]]) 
     return sorted(problems)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0915
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from parwatch.broker import EmbeddedBroker
     from producers.raw import publish_raw
     from producers.simulator import SimulationConfig, describe, simulate, write_truth
