@@ -9,6 +9,7 @@ from clickhouse_connect.driver.client import Client
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
 from schemas.catalog import Catalog, load_catalog
+from schemas.signing import KeyringError, SigningKey, load_keyring
 from streams.reference import KpiSettings
 from streams.warehouse import WarehouseConfig, WarehouseOpenError, connect
 
@@ -35,6 +36,17 @@ def kafka_options(settings: Settings) -> dict[str, Any]:
             opts["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
     if settings.kafka_ssl_cafile:
         opts["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    return opts
+
+
+def aiokafka_options(settings: Settings) -> dict[str, Any]:
+    """The same security options, as aiokafka (the worker's client) names them."""
+    opts = kafka_options(settings)
+    cafile = opts.pop("ssl_cafile", None)
+    if cafile is not None or opts["security_protocol"] in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        opts["ssl_context"] = create_ssl_context(cafile=cafile)
     return opts
 
 
@@ -74,6 +86,33 @@ def catalog(settings: Settings) -> Catalog:
     return load_catalog(settings.catalog_dir)
 
 
+def signing_key(settings: Settings) -> SigningKey | None:
+    """The publisher's signing key, from PARWATCH_SIGNING_KEY_FILE (and _KEY_ID), or None."""
+    path, key_id = settings.signing_key_file, settings.signing_key_id
+    if path is None:
+        if key_id:
+            raise UsageError("PARWATCH_SIGNING_KEY_ID is set but PARWATCH_SIGNING_KEY_FILE is not")
+        return None
+    try:
+        ring = load_keyring(path)
+    except KeyringError as exc:
+        raise UsageError(f"PARWATCH_SIGNING_KEY_FILE: {exc}") from None
+    if key_id:
+        key = ring.get(key_id)
+        if key is None:
+            raise UsageError(f"PARWATCH_SIGNING_KEY_ID {key_id}: not in {path}")
+    else:
+        active = [k for k in ring.keys.values() if k.status == "active"]
+        if len(active) != 1:
+            raise UsageError(
+                f"{path} holds {len(active)} active keys: set PARWATCH_SIGNING_KEY_ID to one"
+            )
+        key = active[0]
+    if key.status != "active":
+        raise UsageError(f"signing key {key.key_id} is retired; use the agency's active key")
+    return key
+
+
 def publisher_config(settings: Settings, known: Catalog | None = None) -> PublisherConfig:
     from producers.publisher import PublisherConfig
 
@@ -83,4 +122,5 @@ def publisher_config(settings: Settings, known: Catalog | None = None) -> Publis
         spool_dir=settings.spool_path,
         kafka_options=kafka_options(settings),
         known_agencies=(known or catalog(settings)).agencies,
+        signing_key=signing_key(settings),
     )

@@ -54,23 +54,37 @@ class Processed:
     agency_code: str | None = None
 
 
-def process(
+Event = InspectionEventV1 | ServiceEventV1
+
+
+def decode_message(
+    raw: bytes, at: rows.Origin, *, now: datetime, known_agencies: Container[str], out: RowBuffer
+) -> Event | Processed:
+    """Decode one message: the event, or a refusal already written to ``out`` as a dead letter."""
+    try:
+        return decode(raw, known_agency=known_agencies, now=now)
+    except InvalidEvent as refusal:
+        return refuse(refusal, at, now, out)
+
+
+def refuse(refusal: InvalidEvent, at: rows.Origin, now: datetime, out: RowBuffer) -> Processed:
+    """Record a refusal (from decoding or from a check outside it) as a dead-letter row."""
+    refusal.at(at.topic, at.partition, at.offset)
+    out.add("dead_letters", rows.dead_letter_row(refusal, now))
+    return Processed(Result.REFUSED, refusal, refusal.agency_code)
+
+
+def apply_event(
+    event: Event,
     raw: bytes,
     at: rows.Origin,
     *,
     now: datetime,
-    known_agencies: Container[str],
     inspection_states: MutableMapping[str, Any],
     dossier_states: MutableMapping[str, Any],
     out: RowBuffer,
 ) -> Processed:
-    """Handle one message; append its rows to ``out``; update the entity's state."""
-    try:
-        event = decode(raw, known_agency=known_agencies, now=now)
-    except InvalidEvent as refusal:
-        refusal.at(at.topic, at.partition, at.offset)
-        out.add("dead_letters", rows.dead_letter_row(refusal, now))
-        return Processed(Result.REFUSED, refusal, refusal.agency_code)
+    """Dedupe and classify a decoded event against its entity's state; append its rows."""
     position = (at.partition, at.offset)
     key = event.key
     if isinstance(event, InspectionEventV1):
@@ -86,7 +100,6 @@ def process(
             rows.classification_row(event.agency_code, event.inspection_id, state, now),
         )
     else:
-        assert isinstance(event, ServiceEventV1)
         dossier = DossierState.from_json(dossier_states.get(key))
         new_dossier, outcome = apply_service(dossier, event, position)
         if outcome is Outcome.DUPLICATE:
@@ -98,6 +111,26 @@ def process(
             out.add("service_submissions", rows.submission_row(event, now))
     result = Result.ACCEPTED if outcome is Outcome.NEW else Result.REDELIVERED
     return Processed(result, agency_code=event.agency_code)
+
+
+def process(
+    raw: bytes,
+    at: rows.Origin,
+    *,
+    now: datetime,
+    known_agencies: Container[str],
+    inspection_states: MutableMapping[str, Any],
+    dossier_states: MutableMapping[str, Any],
+    out: RowBuffer,
+) -> Processed:
+    """Handle one message: ``decode_message`` then ``apply_event``."""
+    event = decode_message(raw, at, now=now, known_agencies=known_agencies, out=out)
+    if isinstance(event, Processed):
+        return event
+    return apply_event(
+        event, raw, at, now=now, inspection_states=inspection_states,
+        dossier_states=dossier_states, out=out,
+    )  # fmt: skip
 
 
 def _duplicate(

@@ -1,18 +1,22 @@
-"""``parwatch worker``: the stream worker (Faust), from the configured broker to the warehouse."""
+"""``parwatch worker``: the stream worker, from the configured broker to the warehouse."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
-import sys
+import signal
 from typing import TYPE_CHECKING
+
+from aiokafka.errors import KafkaConnectionError
 
 from parwatch import wiring
 from parwatch.commands.migrate import prepare
+from parwatch.errors import UsageError
 from parwatch.settings import Settings
 
 if TYPE_CHECKING:
-    from streams.app import WorkerConfig
+    from streams.engine import WorkerConfig
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,28 +42,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
-    from streams.app import WorkerConfig
+    from streams.engine import WorkerConfig
 
     return WorkerConfig(
         bootstrap=wiring.require_bootstrap(settings),
         warehouse=wiring.warehouse_config(settings),
         topics=settings.topics,
         app_id=settings.app_id,
-        partitions=settings.partitions,
-        data_dir=settings.data_dir,
         catalog_dir=settings.catalog_dir,
         catalog_check_s=settings.catalog_check_s,
         status_path=settings.data_dir / "worker-status.json",
         session_timeout_s=settings.broker_session_timeout_s,
         max_rows=settings.worker_max_rows,
         flush_interval_s=settings.worker_flush_interval_s,
+        kafka_options=wiring.aiokafka_options(settings),
     )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from faust.worker import Worker
-
-    from streams.app import create_app
+    from streams.engine import Engine
 
     cfg = worker_config(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(
         level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(cfg)
-    worker = Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()  # returns only through SystemExit
-    return 0 if sys.exc_info()[0] is None else 1
+    for noisy in ("aiokafka", "kafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+    async def main() -> None:
+        engine = Engine(cfg)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, engine.stop)
+        await engine.run()
+
+    try:
+        asyncio.run(main())
+    except KafkaConnectionError as exc:
+        raise UsageError(f"Kafka broker {cfg.bootstrap}: {exc}") from None
+    return 0
