@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
 
 from parwatch.broker import EmbeddedBroker
 from schemas.topics import Topics
@@ -66,6 +68,33 @@ class Pipeline:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+    def kill_worker(self) -> None:
+        """SIGKILL: no flush, no commit, no goodbye to the group."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def committed(self) -> int:
+        """Messages the worker's group has committed, over both event topics (from the broker's
+        committed offsets, which are exact; Tansu's end offsets are not, see FACTS.md)."""
+        admin = KafkaAdminClient(bootstrap_servers=self.env["PARWATCH_KAFKA_BOOTSTRAP"])
+        try:
+            group = self.env["PARWATCH_APP_ID"]
+            offsets = admin.list_group_offsets({group: None})[group]
+        finally:
+            admin.close()
+        mine = (self.env["PARWATCH_TOPIC_INSPECTIONS"], self.env["PARWATCH_TOPIC_SERVICES"])
+        return sum(o.offset for tp, o in offsets.items() if tp.topic in mine and o.offset > 0)
+
+    def wait_committed(self, total: int, timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while (done := self.committed()) < total:
+            assert self.proc is not None and self.proc.poll() is None, "the worker exited"
+            if time.monotonic() > deadline:
+                print((self.data_dir / "worker.log").read_text(errors="replace")[-3000:])
+                raise TimeoutError(f"{done} of {total} messages committed")
+            time.sleep(0.5)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
