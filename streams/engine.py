@@ -47,6 +47,7 @@ from schemas.topics import Topics
 from streams.processor import Event, Processed, RowBuffer, apply_event, decode_message
 from streams.reference import load_catalog_tables
 from streams.restore import load_states
+from streams.rowcodec import decode_batch, encode_batch
 from streams.rows import Origin
 from streams.sink import ClickHouseSink
 from streams.status import write_status
@@ -69,7 +70,20 @@ class WorkerConfig:
     flush_interval_s: float = 0.5
     catalog_check_s: float = 30.0
     state_cache_entities: int = 200_000
+    role: str = "all"  # all | classify | sink (see ROLES)
+    rows_topic: str = "warehouse-rows"
     kafka_options: dict[str, Any] = field(default_factory=dict)  # aiokafka security options
+
+    @property
+    def sink_group(self) -> str:
+        return f"{self.app_id}-sink"
+
+
+ROLES = {
+    "all": "read the event topics, classify, write ClickHouse (one process does everything)",
+    "classify": "read the event topics, classify, publish the rows to the rows topic",
+    "sink": "read the rows topic and write ClickHouse (the warehouse's only writer)",
+}
 
 
 def dead_letter_message(refusal: InvalidEvent, refused_at: datetime) -> bytes:
@@ -188,8 +202,11 @@ class Engine:
         self.cfg = cfg
         self.sink = ClickHouseSink(open_client or (lambda: connect(cfg.warehouse)))
         self.catalog = CatalogHolder(cfg.catalog_dir)
-        self.inspections = StateCache(cfg.state_cache_entities)
-        self.dossiers = StateCache(cfg.state_cache_entities)
+        # A classifier's rows reach ClickHouse later, through a sink: its states can't be
+        # rebuilt from the warehouse while it owns their partitions, so it keeps them all.
+        capacity = cfg.state_cache_entities if cfg.role == "all" else 2**62
+        self.inspections = StateCache(capacity)
+        self.dossiers = StateCache(capacity)
         self.batch = Batch()
         self.generation = 0
         self._inflight: asyncio.Task[None] | None = None
@@ -207,7 +224,8 @@ class Engine:
         session_ms = int(cfg.session_timeout_s * 1000)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=cfg.bootstrap.split(","), acks="all", linger_ms=5,
-            client_id=f"{cfg.app_id}-dead-letters", **cfg.kafka_options,
+            max_request_size=64 * 1024 * 1024, client_id=f"{cfg.app_id}-{cfg.role}",
+            **cfg.kafka_options,
         )  # fmt: skip
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap.split(","),
@@ -358,7 +376,14 @@ class Engine:
         started = time.monotonic()
         if batch.dead_letters:
             await asyncio.gather(*batch.dead_letters)
-        written = await self.sink.write(batch.rows.take(), batch.token())
+        if self.cfg.role == "classify":
+            assert self.producer is not None
+            tables = batch.rows.take()
+            value = encode_batch(tables, batch.token(), batch.messages)
+            await (await self.producer.send(self.cfg.rows_topic, value=value))
+            written = sum(len(r) for r in tables.values())
+        else:
+            written = await self.sink.write(batch.rows.take(), batch.token())
         await self._commit(batch.offsets)
         s = self.sink.stats
         s.messages += batch.messages
@@ -394,6 +419,35 @@ class Engine:
             counts = await self.sink.call(lambda client: load_catalog_tables(client, cat))
             log.info("catalog tables reloaded: %d agencies, %d procedures", *counts)
 
+    async def wait_for_sinks(self) -> None:
+        """A barrier before a classifier rebuilds states from the warehouse: put a marker on
+        every partition of the rows topic and wait until the sinks have committed past them, so
+        ClickHouse holds every row that any classifier published before."""
+        assert self.producer is not None
+        cfg = self.cfg
+        parts = sorted(await self.producer.partitions_for(cfg.rows_topic))
+        marks = {}
+        for q in parts:
+            meta = await (await self.producer.send(cfg.rows_topic, value=MARKER, partition=q))
+            marks[TopicPartition(cfg.rows_topic, q)] = meta.offset
+        watcher = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap.split(","), group_id=cfg.sink_group,
+            enable_auto_commit=False, **cfg.kafka_options,
+        )  # fmt: skip
+        await watcher.start()
+        started = time.monotonic()
+        try:
+            while marks:
+                for tp in list(marks):
+                    done = await watcher.committed(tp)
+                    if done is not None and done > marks[tp]:
+                        del marks[tp]
+                if marks:
+                    await asyncio.sleep(0.2)
+        finally:
+            await watcher.stop()
+        log.info("sinks caught up in %.1f s", time.monotonic() - started)
+
     async def on_revoked(self) -> None:
         """Before partitions move: finish writing, commit, and forget the cached states."""
         self.generation += 1
@@ -403,13 +457,91 @@ class Engine:
         self.dossiers.clear()
 
 
+MARKER = b'{"marker":true}'
+
+
+class RowSink:
+    """``--role sink``: the rows topic -> ClickHouse, committing after each insert."""
+
+    def __init__(self, cfg: WorkerConfig) -> None:
+        self.cfg = cfg
+        self.sink = ClickHouseSink(lambda: connect(cfg.warehouse))
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        cfg = self.cfg
+        session_ms = int(cfg.session_timeout_s * 1000)
+        consumer = AIOKafkaConsumer(
+            cfg.rows_topic,
+            bootstrap_servers=cfg.bootstrap.split(","),
+            group_id=cfg.sink_group,
+            client_id=cfg.sink_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(300, session_ms // 6),
+            rebalance_timeout_ms=max(session_ms, 10_000),
+            max_poll_interval_ms=24 * 3600 * 1000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=64 * 1024 * 1024,
+            **cfg.kafka_options,
+        )
+        await consumer.start()
+        log.info("sink started: warehouse %s, topic %s", cfg.warehouse.describe(), cfg.rows_topic)
+        try:
+            while not self._stop.is_set():
+                records = await consumer.getmany(timeout_ms=200, max_records=50)
+                if records:
+                    await self._write(consumer, records)
+        finally:
+            await consumer.stop()
+            self.sink.close()
+
+    async def _write(self, consumer: AIOKafkaConsumer, records: dict[Any, list[Any]]) -> None:
+        tables: dict[str, list[Any]] = defaultdict(list)
+        tokens, messages = [], 0
+        offsets = {}
+        for tp, msgs in records.items():
+            for m in msgs:
+                offsets[tp] = m.offset + 1
+                if m.value == MARKER:
+                    continue
+                part, token, n = decode_batch(m.value)
+                for table, rows_ in part.items():
+                    tables[table].extend(rows_)
+                tokens.append((token, 0, 0))
+                messages += n
+        started = time.monotonic()
+        written = await self.sink.write(dict(tables), batch_token(tokens)) if tokens else 0
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            log.warning("offset commit failed (rows are written; they will be re-read): %s", exc)
+        s = self.sink.stats
+        s.messages += messages
+        s.rows += written
+        s.flushes += 1
+        s.last_flush_s = time.monotonic() - started
+        if self.cfg.status_path is not None:
+            write_status(self.cfg.status_path, s)
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self.engine.on_revoked()
+        self.engine.sink.stats.assigned = []
+        self.engine._write_status()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions assigned: %s",
-                 ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)))  # fmt: skip
+        names = sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
+        log.info("partitions assigned: %s", ", ".join(names))
+        self.engine.sink.stats.assigned = names
+        if self.engine.cfg.role == "classify":
+            await self.engine.wait_for_sinks()
+        self.engine._write_status()

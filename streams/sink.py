@@ -42,6 +42,7 @@ class SinkStats:
     last_flush_s: float = 0.0
     warehouse_down_since: float | None = None  # epoch seconds while writes are failing
     last_error: str | None = None
+    assigned: list[str] = field(default_factory=list)  # topic/partition this worker owns
 
 
 class ClickHouseSink:

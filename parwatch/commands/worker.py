@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aiokafka.errors import KafkaConnectionError
@@ -14,9 +15,13 @@ from parwatch import wiring
 from parwatch.commands.migrate import prepare
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
+from streams.engine import ROLES
 
 if TYPE_CHECKING:
     from streams.engine import WorkerConfig
+    from streams.query_server import QueryServer
+
+log = logging.getLogger("parwatch.worker")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +38,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "committed offsets are. Progress is written to DATA_DIR/worker-status.json."
         ),
     )
+    p.add_argument(
+        "--role", choices=sorted(ROLES), default="all",
+        help="; ".join(f"{k}: {v}" for k, v in ROLES.items()) + ". Default all. Any number of "
+        "classify and sink workers can run in one group; a classifier reads states from "
+        "the warehouse's read-only query endpoint when the warehouse is embedded.",
+    )  # fmt: skip
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations at start")
     p.add_argument(
         "--loglevel", default="info", choices=["debug", "info", "warning", "error"],
@@ -41,12 +52,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run)
 
 
-def worker_config(settings: Settings) -> WorkerConfig:
+def worker_config(settings: Settings, role: str = "all") -> WorkerConfig:
     from streams.engine import WorkerConfig
 
+    warehouse = wiring.warehouse_config(settings)
+    if role == "classify" and warehouse.embedded:
+        # Only the sink may open the embedded engine; classifiers read through its endpoint.
+        warehouse = replace(warehouse, url=f"http://{settings.query_host}:{settings.query_port}")
     return WorkerConfig(
         bootstrap=wiring.require_bootstrap(settings),
-        warehouse=wiring.warehouse_config(settings),
+        warehouse=warehouse,
+        role=role,
+        rows_topic=settings.topic_rows,
         topics=settings.topics,
         app_id=settings.app_id,
         catalog_dir=settings.catalog_dir,
@@ -59,12 +76,31 @@ def worker_config(settings: Settings) -> WorkerConfig:
     )
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.engine import Engine
+def _serve_queries(cfg: WorkerConfig, settings: Settings) -> QueryServer | None:
+    """The embedded warehouse's read-only endpoint: this process owns chdb, so it answers the
+    queries of everyone else (kpi, sql, report, classifiers, notebooks, a local Grafana)."""
+    from streams.query_server import QueryServer, QueryServerError
+    from streams.warehouse import connect
 
-    cfg = worker_config(settings)
+    server = QueryServer(
+        lambda: connect(cfg.warehouse), host=settings.query_host, port=settings.query_port,
+        database=cfg.warehouse.database,
+    )  # fmt: skip
+    try:
+        server.start()
+    except QueryServerError as exc:
+        log.warning("query endpoint not started: %s", exc)
+        return None
+    log.info("query endpoint: %s (read-only)", server.url)
+    return server
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.engine import Engine, RowSink
+
+    cfg = worker_config(settings, args.role)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if not args.no_migrate:
+    if not args.no_migrate and args.role != "classify":
         client = wiring.open_warehouse(settings, create_database=True)
         prepare(client, settings)
         client.close()
@@ -75,11 +111,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
     async def main() -> None:
-        engine = Engine(cfg)
+        engine = RowSink(cfg) if cfg.role == "sink" else Engine(cfg)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, engine.stop)
-        await engine.run()
+        endpoint = None
+        if cfg.role != "classify" and cfg.warehouse.embedded:
+            endpoint = await loop.run_in_executor(None, _serve_queries, cfg, settings)
+        try:
+            await engine.run()
+        finally:
+            if endpoint is not None:
+                await loop.run_in_executor(None, endpoint.stop)
 
     try:
         asyncio.run(main())
