@@ -145,9 +145,3 @@ def test_three_classifiers_one_killed_and_a_sink(
                             "FROM duplicates)")  # fmt: skip
     assert dup == [{"n": sim.duplicates}]
 
-
-def pipeline_committed(pipeline: Pipeline) -> int:
-    return pipeline.committed()
-
-
-_ = os  # the environment is passed explicitly
