@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     clickhouse_database: str = "parwatch"
     clickhouse_user: str | None = None
     clickhouse_password: SecretStr | None = None
+    query_host: str = Field(
+        "127.0.0.1", description="loopback host of the read-only query endpoint (`parwatch serve`)"
+    )
+    query_port: int = Field(
+        8123, ge=0, le=65535, description="port of the embedded warehouse's query endpoint"
+    )
 
     data_dir: Path = Field(Path("parwatch-data"), description="spool, embedded warehouse, logs")
     spool_dir: Path | None = Field(None, description="publisher spool; default DATA_DIR/spool")
@@ -43,6 +49,9 @@ class Settings(BaseSettings):
     topic_inspections: str = "inspection-events"
     topic_services: str = "service-events"
     topic_dead_letters: str = "dead-letters"
+    topic_rows: str = Field(
+        "warehouse-rows", description="classified rows, from `worker --role classify` to sinks"
+    )
     partitions: int = Field(6, ge=1, description="partitions of each event topic")
     dead_letter_partitions: int = Field(3, ge=1)
 
@@ -54,7 +63,28 @@ class Settings(BaseSettings):
     target_full_process_share: float = 1.00
     hybrid_counts_as_online: bool = False
 
-    broker_session_timeout_s: float = Field(6.0, description="faust consumer group timeouts")
+    signing_key_file: Path | None = Field(
+        None, description="keyring file holding this agency's signing key (parwatch publish)"
+    )
+    signing_key_id: str | None = Field(
+        None, description="which key of SIGNING_KEY_FILE signs; default its only active key"
+    )
+
+    signing_keyring: Path | None = Field(
+        None,
+        description="keyring the worker verifies events against; set = signing enforced "
+        "(unsigned, badly signed or other-agency events are refused as bad_signature)",
+    )
+
+    grafana_url: str | None = Field(None, description="Grafana for `dashboards publish`")
+    grafana_token: SecretStr | None = Field(None, description="Grafana service-account token")
+    grafana_clickhouse_url: str = Field(
+        "http://clickhouse:8123", description="ClickHouse's HTTP address as Grafana reaches it"
+    )
+    grafana_clickhouse_user: str = Field("parwatch_grafana", description="read-only CH user")
+    grafana_clickhouse_password: SecretStr | None = None
+
+    broker_session_timeout_s: float = Field(6.0, description="consumer group session timeout")
     worker_max_rows: int = Field(5000, ge=1, description="rows buffered before an insert")
     worker_flush_interval_s: float = Field(0.5, gt=0, description="longest wait before an insert")
 
@@ -69,6 +99,7 @@ class Settings(BaseSettings):
             TopicSpec(t.inspections, self.partitions),
             TopicSpec(t.services, self.partitions),
             TopicSpec(t.dead_letters, self.dead_letter_partitions),
+            TopicSpec(self.topic_rows, self.partitions),
         ]
 
     @property

@@ -43,8 +43,16 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from schemas.catalog import Catalog, bundled_dir, load_catalog
 from schemas.errors import InvalidEvent
 from schemas.inspection import InspectionEventV1
+from schemas.signing import Keyring, check_signature
 from schemas.topics import Topics
-from streams.processor import Event, Processed, RowBuffer, apply_event, decode_message
+from streams.processor import (
+    Event,
+    Processed,
+    RowBuffer,
+    apply_event,
+    decode_message,
+    refuse,
+)
 from streams.reference import load_catalog_tables
 from streams.restore import load_states
 from streams.rowcodec import decode_batch, encode_batch
@@ -73,6 +81,7 @@ class WorkerConfig:
     role: str = "all"  # all | classify | sink (see ROLES)
     rows_topic: str = "warehouse-rows"
     kafka_options: dict[str, Any] = field(default_factory=dict)  # aiokafka security options
+    keyring: Keyring | None = None  # given: signing is enforced (EVENTS.md, bad_signature)
 
     @property
     def sink_group(self) -> str:
@@ -288,12 +297,18 @@ class Engine:
         now = datetime.now(UTC)
         scratch = RowBuffer()
         known = self.catalog.catalog.agencies
+        keyring = self.cfg.keyring
         decoded: list[tuple[TopicPartition, Any, bytes, Origin, Event | Processed]] = []
         for tp, messages in records.items():
             for m in messages:
                 at = Origin(tp.topic, tp.partition, m.offset)
                 value = m.value or b""
                 ev = decode_message(value, at, now=now, known_agencies=known, out=scratch)
+                if keyring is not None and not isinstance(ev, Processed):
+                    forged = check_signature(value, m.headers, keyring, ev.agency_code, now=now)
+                    if forged is not None:
+                        forged.event_id = str(ev.event_id)
+                        ev = refuse(forged, at, now, scratch)
                 decoded.append((tp, m, value, at, ev))
         await self._restore([d[4] for d in decoded])
         if generation != self.generation:

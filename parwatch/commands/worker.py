@@ -18,6 +18,7 @@ from parwatch.settings import Settings
 from streams.engine import ROLES
 
 if TYPE_CHECKING:
+    from schemas.signing import Keyring
     from streams.engine import WorkerConfig
     from streams.query_server import QueryServer
 
@@ -73,7 +74,19 @@ def worker_config(settings: Settings, role: str = "all") -> WorkerConfig:
         max_rows=settings.worker_max_rows,
         flush_interval_s=settings.worker_flush_interval_s,
         kafka_options=wiring.aiokafka_options(settings),
+        keyring=_keyring(settings),
     )
+
+
+def _keyring(settings: Settings) -> Keyring | None:
+    from schemas.signing import KeyringError, load_keyring
+
+    if settings.signing_keyring is None:
+        return None
+    try:
+        return load_keyring(settings.signing_keyring)
+    except KeyringError as exc:
+        raise UsageError(f"PARWATCH_SIGNING_KEYRING: {exc}") from None
 
 
 def _serve_queries(cfg: WorkerConfig, settings: Settings) -> QueryServer | None:
