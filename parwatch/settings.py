@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     topic_inspections: str = "inspection-events"
     topic_services: str = "service-events"
     topic_dead_letters: str = "dead-letters"
-    topic_rows: str = Field(
+    topic_warehouse_rows: str = Field(
         "warehouse-rows", description="classified rows, from `worker --role classify` to sinks"
     )
     partitions: int = Field(6, ge=1, description="partitions of each event topic")
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
             TopicSpec(t.inspections, self.partitions),
             TopicSpec(t.services, self.partitions),
             TopicSpec(t.dead_letters, self.dead_letter_partitions),
-            TopicSpec(self.topic_rows, self.partitions),
+            TopicSpec(self.topic_warehouse_rows, self.partitions),
         ]
 
     @property

@@ -68,7 +68,7 @@ def test_three_classifiers_one_killed_and_a_sink(
     rows_topic = f"rows-{uuid.uuid4().hex[:8]}"
     ensure_topics(broker.bootstrap, [TopicSpec(rows_topic, PARTITIONS)])
     pipeline.env |= {
-        "PARWATCH_TOPIC_ROWS": rows_topic,
+        "PARWATCH_TOPIC_WAREHOUSE_ROWS": rows_topic,
         "PARWATCH_QUERY_PORT": str(free_port()),
         "PARWATCH_BROKER_SESSION_TIMEOUT_S": str(SESSION_S),
         "PARWATCH_CLICKHOUSE_URL": f"chdb://{pipeline.data_dir / 'warehouse'}",
