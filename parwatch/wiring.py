@@ -73,6 +73,39 @@ def open_warehouse(settings: Settings, *, create_database: bool = False) -> Clie
         raise UsageError(f"warehouse {config.describe()}: {exc}{hint}") from None
 
 
+def endpoint_serves(host: str, port: int, warehouse_url: str, timeout_s: float = 0.5) -> bool:
+    """Whether a parwatch query endpoint serving ``warehouse_url`` answers ``/ping`` there."""
+    import http.client
+
+    from streams.query_server import IDENTITY_HEADER, warehouse_identity
+
+    conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+    try:
+        conn.request("GET", "/ping")
+        response = conn.getresponse()
+        served = response.getheader(IDENTITY_HEADER)
+        return response.status == 200 and served == warehouse_identity(warehouse_url)
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def open_reader(settings: Settings) -> Client:
+    """A client for reading: for the embedded warehouse, through the query endpoint of the
+    process that owns it when one answers on QUERY_HOST:QUERY_PORT (chdb allows one process per
+    path), else the warehouse opened directly. For a ClickHouse server, just ``open_warehouse``."""
+    config = warehouse_config(settings)
+    if config.embedded and endpoint_serves(settings.query_host, settings.query_port, config.url):
+        import clickhouse_connect
+
+        return clickhouse_connect.get_client(
+            host=settings.query_host, port=settings.query_port,
+            database=settings.clickhouse_database,
+        )  # fmt: skip
+    return open_warehouse(settings)
+
+
 def kpi_settings(settings: Settings) -> KpiSettings:
     return KpiSettings(
         target_online_inspection_share=settings.target_online_inspection_share,

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.start and args.end and args.start > args.end:
         raise UsageError("--from is after --to")
-    client = wiring.open_warehouse(settings)
+    client = wiring.open_reader(settings)
     rows = read_kpis(
         client, args.period, agency=args.agency,
         start=_start_of(args.period, args.start) if args.start else None,

@@ -55,9 +55,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("only read-only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) run here")
     if ";" in query.strip().rstrip(";"):
         raise UsageError("one query at a time")
-    client = wiring.open_warehouse(settings)
+    client = wiring.open_reader(settings)
+    ro = client.server_settings.get("readonly")  # a read-only session (the endpoint) refuses it
+    read_only: dict[str, Any] = {} if ro is not None and ro.value != "0" else {"readonly": 1}
     try:
-        result = client.query(query.strip().rstrip(";"), settings={"readonly": 1})
+        result = client.query(query.strip().rstrip(";"), settings=read_only)
     except ClickHouseError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"query failed: {first[:400]}") from None

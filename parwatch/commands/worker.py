@@ -92,12 +92,12 @@ def _keyring(settings: Settings) -> Keyring | None:
 def _serve_queries(cfg: WorkerConfig, settings: Settings) -> QueryServer | None:
     """The embedded warehouse's read-only endpoint: this process owns chdb, so it answers the
     queries of everyone else (kpi, sql, report, classifiers, notebooks, a local Grafana)."""
-    from streams.query_server import QueryServer, QueryServerError
+    from streams.query_server import QueryServer, QueryServerError, warehouse_identity
     from streams.warehouse import connect
 
     server = QueryServer(
         lambda: connect(cfg.warehouse), host=settings.query_host, port=settings.query_port,
-        database=cfg.warehouse.database,
+        database=cfg.warehouse.database, identity=warehouse_identity(cfg.warehouse.url),
     )  # fmt: skip
     try:
         server.start()
