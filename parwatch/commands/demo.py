@@ -120,6 +120,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         measured += rows_to_json(read_kpis(client, kind))
     rows = client.query("SELECT reason, count() FROM dead_letters GROUP BY reason").result_rows
     refused: dict[str, int] = {str(r): int(n) for r, n in rows}
+    from dashboards.report import write_report
+
+    report = write_report(client, demo_dir / "report.html").path
     client.close()
     (demo_dir / "measured.json").write_text(
         json.dumps(measured, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
@@ -142,7 +145,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "  parwatch kpi --agency TH-S-TP --json\n"
         '  parwatch sql "SELECT period, online_inspection_share, target_online_inspection_share'
         ' FROM kpi_month WHERE agency_code IS NULL ORDER BY period"\n'
-        f"Ground truth: {demo_dir / 'truth.json'}; measured: {demo_dir / 'measured.json'}"
+        f"Ground truth: {demo_dir / 'truth.json'}; measured: {demo_dir / 'measured.json'}\n"
+        f"Report (the Grafana dashboards as one HTML page): {report}"
     )
     return 0 if ok else 1
 

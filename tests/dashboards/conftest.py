@@ -1,0 +1,70 @@
+"""Known data for the dashboards' tests: seeded simulator traffic through the real processor
+and writer into a migrated database of the session's embedded ClickHouse (one per module)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from producers.simulator import Simulation, SimulationConfig, simulate
+from schemas.catalog import load_catalog
+from streams import migrations
+from streams.processor import Result, RowBuffer, process
+from streams.reference import load_catalog_tables
+from streams.rows import Origin
+from streams.warehouse import WarehouseConfig, connect
+from streams.writer import write_tables
+
+# Rows are written as if the worker ran on 2026-01-02 from 10:00:00 UTC, one message every
+# 250 ms: the pipeline panels see a 12.5-minute burst.
+INGEST_START = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+STEP = timedelta(milliseconds=250)
+
+
+@dataclass
+class Loaded:
+    client: Any
+    client_url: str
+    database: str
+    sim: Simulation
+    results: Counter[str]  # processor result -> messages
+    refused_by_reason: Counter[str]
+    last_ingest: datetime
+
+
+def load(client: Any, sim: Simulation) -> tuple[Counter[str], Counter[str], datetime]:
+    catalog = load_catalog()
+    load_catalog_tables(client, catalog)
+    out, insp, doss = RowBuffer(), {}, {}  # type: ignore[var-annotated]
+    results: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    at = INGEST_START
+    for offset, m in enumerate(sim.messages):
+        at = INGEST_START + offset * STEP
+        p = process(
+            m.value, Origin(f"{m.kind}-events", offset % 6, offset), now=at,
+            known_agencies=catalog.agencies, inspection_states=insp, dossier_states=doss,
+            out=out,
+        )  # fmt: skip
+        results[p.result.value] += 1
+        if p.result is Result.REFUSED and p.refusal is not None:
+            reasons[p.refusal.reason.value] += 1
+    write_tables(client, out.take(), token=None)
+    return results, reasons, at
+
+
+@pytest.fixture(scope="module")
+def loaded(chdb_url: str) -> Iterator[Loaded]:
+    config = WarehouseConfig(chdb_url, database=f"d_{uuid.uuid4().hex[:12]}")
+    client = connect(config, create_database=True)
+    migrations.apply(client)
+    sim = simulate(SimulationConfig(seed=11, events=3000, invalid_share=0.02), load_catalog())
+    results, reasons, last = load(client, sim)
+    yield Loaded(client, chdb_url, config.database, sim, results, reasons, last)
+    client.command(f"DROP DATABASE IF EXISTS {config.database}")

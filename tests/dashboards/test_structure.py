@@ -1,0 +1,120 @@
+"""Every dashboard's JSON: stable unique uids, a query and the datasource variable on every
+panel, thresholds equal to the configured targets, committed files equal to the builder's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboards.build import (
+    DATASOURCE_UID,
+    JSON_DIR,
+    PLUGIN_ID,
+    all_json,
+    render,
+)
+from dashboards.spec import Targets
+from parwatch.cli import main
+from parwatch.settings import Settings
+
+EXPECTED_UIDS = {
+    "parwatch-online-inspections",
+    "parwatch-prefill-services",
+    "parwatch-pipeline-health",
+}
+
+
+def _threshold_values(panel: dict[str, Any]) -> list[float | None]:
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return [s["value"] for s in steps]
+
+
+def test_committed_json_is_the_builders_output_for_the_default_settings() -> None:
+    fields = Settings.model_fields
+    defaults = Targets(
+        fields["target_online_inspection_share"].default,
+        fields["target_service_prefill_coverage"].default,
+        fields["target_full_process_share"].default,
+    )
+    assert defaults == Targets()
+    built = all_json(defaults)
+    committed = {p.name: p.read_text(encoding="utf-8") for p in JSON_DIR.glob("*.json")}
+    assert set(committed) == set(built)
+    for name, model in built.items():
+        assert committed[name] == render(model), f"{name}: run python -m dashboards.build"
+
+
+def test_uids_variables_queries_and_datasources() -> None:
+    models = list(all_json(Targets()).values())
+    assert {m["uid"] for m in models} == EXPECTED_UIDS
+    for m in models:
+        variables = {v["name"]: v for v in m["templating"]["list"]}
+        ds = variables["datasource"]
+        assert ds["type"] == "datasource" and ds["query"] == PLUGIN_ID
+        assert ds["current"]["value"] == DATASOURCE_UID
+        assert variables["agency"]["includeAll"] and variables["agency"]["multi"]
+        assert variables["agency"]["current"]["value"] == ["$__all"]
+        if m["uid"] == "parwatch-online-inspections":
+            assert variables["sector"]["includeAll"]
+        ids = [p["id"] for p in m["panels"]]
+        assert len(ids) == len(set(ids)) >= 6
+        for p in m["panels"]:
+            assert p["datasource"] == {"type": PLUGIN_ID, "uid": "${datasource}"}, p["title"]
+            (target,) = p["targets"]
+            assert target["datasource"] == p["datasource"]
+            assert target["editorType"] == "sql" and target["rawSql"].strip(), p["title"]
+            assert p["title"] and p["description"], p["id"]
+            g = p["gridPos"]
+            assert g["x"] >= 0 and g["x"] + g["w"] <= 24
+        text = json.dumps(m, ensure_ascii=False)
+        assert "Kiểm tra" in text or "Sức khỏe" in text or "điền sẵn" in text
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {
+            "PARWATCH_TARGET_ONLINE_INSPECTION_SHARE": "0.55",
+            "PARWATCH_TARGET_SERVICE_PREFILL_COVERAGE": "0.9",
+            "PARWATCH_TARGET_FULL_PROCESS_SHARE": "0.8",
+        },
+    ],
+)
+def test_thresholds_equal_the_configured_targets(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    settings = Settings()
+    assert main(["dashboards", "build", "--out", str(tmp_path)]) == 0
+    models = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in tmp_path.glob("*.json")}
+    assert set(models) == EXPECTED_UIDS
+    expected = {
+        "online_share": settings.target_online_inspection_share,
+        "online_share_by_month": settings.target_online_inspection_share,
+        "agencies_ranked": settings.target_online_inspection_share,
+        "agencies_below_target": settings.target_online_inspection_share,
+        "prefill_coverage": settings.target_service_prefill_coverage,
+        "services_by_agency": settings.target_service_prefill_coverage,
+        "full_process": settings.target_full_process_share,
+    }
+    from dashboards.spec import build_dashboards
+
+    specs = {p.title: p.key for d in build_dashboards(Targets()) for p in d.panels}
+    seen = set()
+    for m in models.values():
+        for p in m["panels"]:
+            key = specs[p["title"]]
+            if key in expected:
+                assert _threshold_values(p) == [None, expected[key]], key
+                seen.add(key)
+            elif key != "freshness":
+                assert _threshold_values(p) == [None], key
+    assert seen == set(expected)
+    gauge = next(p for p in models["parwatch-online-inspections"]["panels"]
+                 if p["type"] == "gauge")  # fmt: skip
+    assert f"{settings.target_online_inspection_share:.0%}" in gauge["description"]
