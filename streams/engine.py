@@ -209,7 +209,9 @@ class Batch:
 class Engine:
     def __init__(self, cfg: WorkerConfig, *, open_client: Callable[[], Any] | None = None) -> None:
         self.cfg = cfg
-        self.sink = ClickHouseSink(open_client or (lambda: connect(cfg.warehouse)))
+        self.sink = ClickHouseSink(
+            open_client or (lambda: connect(cfg.warehouse)), on_outage=self._on_outage
+        )
         self.catalog = CatalogHolder(cfg.catalog_dir)
         # A classifier's rows reach ClickHouse later, through a sink: its states can't be
         # rebuilt from the warehouse while it owns their partitions, so it keeps them all.
@@ -373,16 +375,12 @@ class Engine:
         self._inflight = asyncio.create_task(self._write(batch))
 
     async def _wait_written(self) -> None:
+        """Wait for the write in flight. Nothing is fetched meanwhile (getmany is not called);
+        if the warehouse is down, ``_on_outage`` also pauses the partitions."""
         task = self._inflight
         if task is None:
             return
-        if not task.done() and self.consumer is not None:
-            paused = self.consumer.assignment()
-            self.consumer.pause(*paused)
-            try:
-                await asyncio.shield(task)
-            finally:
-                self.consumer.resume(*(tp for tp in paused if tp in self.consumer.assignment()))
+        await asyncio.shield(task)
         if self._inflight is task:
             self._inflight = None
         task.result()
@@ -423,6 +421,16 @@ class Engine:
             # The rows are in the warehouse; whoever reads these messages again will see them
             # as redeliveries (same positions) and rewrite the same rows.
             log.warning("offset commit failed (rows are written; they will be re-read): %s", exc)
+
+    def _on_outage(self, down: bool) -> None:
+        """While the warehouse fails, fetch nothing more (the partitions are paused) and say so
+        in the status file; resume when it answers again."""
+        if self.consumer is not None:
+            if down:
+                self.consumer.pause(*self.consumer.assignment())
+            else:
+                self.consumer.resume(*self.consumer.paused())
+        self._write_status()
 
     def _write_status(self) -> None:
         if self.cfg.status_path is not None:

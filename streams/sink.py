@@ -52,6 +52,7 @@ class ClickHouseSink:
         *,
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 10.0,
+        on_outage: Callable[[bool], None] | None = None,
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._open_client = open_client
@@ -59,6 +60,7 @@ class ClickHouseSink:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.stats = SinkStats()
+        self.on_outage = on_outage  # called with True on every failed try, False once it is over
 
     def _run(self, fn: Callable[[Client], T]) -> T:
         if self._client is None:
@@ -84,6 +86,8 @@ class ClickHouseSink:
                 if s.warehouse_down_since is None:
                     s.warehouse_down_since = time.time()
                 log.warning("warehouse unavailable, retrying in %.1f s: %s", delay, exc)
+                if self.on_outage is not None:
+                    self.on_outage(True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
@@ -91,6 +95,9 @@ class ClickHouseSink:
                 down = time.time() - self.stats.warehouse_down_since
                 log.warning("warehouse available again after %.1f s", down)
                 self.stats.warehouse_down_since = None
+                self.stats.last_error = None
+                if self.on_outage is not None:
+                    self.on_outage(False)
             return result
 
     def call_blocking(self, fn: Callable[[Client], T]) -> T:

@@ -40,10 +40,10 @@ class Pipeline:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start_worker(self) -> None:
+    def start_worker(self, *args: str) -> None:
         log = (self.data_dir / "worker.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "parwatch.cli", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "parwatch.cli", "worker", "--loglevel", "warning", *args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
