@@ -11,12 +11,18 @@ from pydantic import ValidationError
 from parwatch import __version__
 from parwatch.broker import BrokerError
 from parwatch.commands import (
+    bench,
     broker,
+    dashboards,
+    dead_letters,
     demo,
+    keys,
     kpi,
     migrate,
     publish,
+    report,
     schema,
+    serve,
     simulate,
     sql,
     worker,
@@ -25,7 +31,23 @@ from parwatch.errors import UsageError
 from parwatch.settings import Settings
 from schemas.catalog import CatalogError
 
-COMMANDS = (demo, broker, schema, publish, simulate, migrate, worker, kpi, sql)
+COMMANDS = (
+    demo,
+    broker,
+    schema,
+    publish,
+    simulate,
+    migrate,
+    worker,
+    kpi,
+    sql,
+    serve,
+    report,
+    dashboards,
+    keys,
+    dead_letters,
+    bench,
+)
 
 DESCRIPTION = """\
 parwatch measures Thanh Hóa's administrative-reform targets (online inspections, prefilled

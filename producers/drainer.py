@@ -135,7 +135,14 @@ class Drainer:
         error: BaseException | None = None
         for record in records:
             try:
-                futures.append(producer.send(record.topic, value=record.value, key=record.key))
+                futures.append(
+                    producer.send(
+                        record.topic,
+                        value=record.value,
+                        key=record.key,
+                        headers=list(record.headers),
+                    )
+                )
             except KafkaError as exc:
                 error = exc
                 break
@@ -177,6 +184,6 @@ class Drainer:
 def _event_id_of(value: bytes) -> str:
     try:
         event_id = json.loads(value).get("event_id")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""
     return event_id if isinstance(event_id, str) else ""

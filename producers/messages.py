@@ -42,13 +42,16 @@ def topic_kind(raw: bytes) -> str:
 def message_key(raw: bytes) -> bytes | None:
     try:
         obj = json.loads(raw)
-    except ValueError:  # includes UnicodeDecodeError
+    except (ValueError, RecursionError):  # ValueError includes UnicodeDecodeError
         return None
     if not isinstance(obj, dict):
         return None
     agency, ident = obj.get("agency_code"), obj.get("inspection_id", obj.get("dossier_id"))
     if isinstance(agency, str) and isinstance(ident, str):
-        return f"{agency}:{ident}".encode()
+        try:
+            return f"{agency}:{ident}".encode()
+        except UnicodeEncodeError:  # a lone surrogate (``"\ud800"``): no valid event has it
+            return None
     return None
 
 

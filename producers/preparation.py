@@ -8,9 +8,11 @@ Contract of ``Preparer.prepare(event, now)``:
   fast path takes the common valid event, and everything else, refusals included, goes through
   ``decode`` itself, which stays the one definition of the contract.
 * Returns a ``PreparedRecord``: the topic of the event's schema, the key
-  ``{agency_code}:{inspection_id|dossier_id}``, the value and the ``event_id``. Raises
-  ``PublishError`` for an event the contract refuses (too large, not JSON, invalid) and
-  ``TypeError`` for something that is not an event at all.
+  ``{agency_code}:{inspection_id|dossier_id}``, the value, the ``event_id`` and the Kafka
+  headers: with a signing key, ``parwatch-key-id`` and ``parwatch-signature`` (HMAC-SHA256 of
+  exactly the value bytes, ``schemas.signing``). Raises ``PublishError`` for an event the
+  contract refuses (too large, not JSON, invalid, or, when signing, of another agency than the
+  key's: ``bad_signature``) and ``TypeError`` for something that is not an event at all.
 * Pure: no I/O and no clock (``now`` is passed in). The only shared state is a cache of model
   field names, so one ``Preparer`` may serve several threads at once.
 """
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from producers.publisher_config import PublishError
 from schemas import EVENT_ADAPTER, InvalidEvent, LatestEvent, Reason, decode, upgrade
 from schemas.decoding import MAX_FUTURE_SKEW, has_unnamed_fields
+from schemas.signing import SigningKey, sign
 from schemas.topics import Topics
 
 Event = Mapping[str, Any] | BaseModel | bytes | bytearray | memoryview
@@ -40,17 +43,23 @@ class PreparedRecord(NamedTuple):
     key: bytes
     value: bytes
     event_id: str
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class Preparer:
     """Serialises and validates events; see the module docstring for the contract."""
 
     def __init__(
-        self, topics: Topics, known_agencies: Container[str] | None, max_event_bytes: int
+        self,
+        topics: Topics,
+        known_agencies: Container[str] | None,
+        max_event_bytes: int,
+        signing_key: SigningKey | None = None,
     ) -> None:
         self._topics = topics
         self._known: Container[str] = _Anything() if known_agencies is None else known_agencies
         self._max_event_bytes = max_event_bytes
+        self._signing_key = signing_key
 
     def prepare(self, event: Event, now: datetime) -> PreparedRecord:
         """The exact bytes to send, validated, with their topic, key and event id."""
@@ -82,7 +91,21 @@ class Preparer:
             )
         valid = self._validate(raw, now)
         topic = self._topics.for_schema(valid.schema_version)
-        return PreparedRecord(topic, valid.key.encode(), raw, str(valid.event_id))
+        headers: tuple[tuple[str, bytes], ...] = ()
+        signing = self._signing_key
+        if signing is not None:
+            if valid.agency_code != signing.agency_code:
+                raise PublishError(
+                    InvalidEvent(
+                        Reason.BAD_SIGNATURE,
+                        f"agency_code {valid.agency_code!r} is not the signing key's agency "
+                        f"({signing.agency_code}, key {signing.key_id})",
+                        agency_code=valid.agency_code,
+                        event_id=str(valid.event_id),
+                    )
+                )
+            headers = tuple(sign(raw, signing))
+        return PreparedRecord(topic, valid.key.encode(), raw, str(valid.event_id), headers)
 
     def _validate(self, raw: bytes, now: datetime) -> LatestEvent:
         """``schemas.decode(raw)``, with a fast path for the common case.

@@ -85,13 +85,19 @@ log = logging.getLogger(__name__)
 class _Pending:
     """One direct send awaiting Kafka's answer (callbacks run on the sender thread)."""
 
-    __slots__ = ("event_id", "key", "producer", "publisher", "topic", "value")
+    __slots__ = ("event_id", "headers", "key", "producer", "publisher", "topic", "value")
 
     def __init__(
-        self, publisher: Publisher, producer: KafkaProducer, topic: str, key: bytes, value: bytes
+        self,
+        publisher: Publisher,
+        producer: KafkaProducer,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: tuple[tuple[str, bytes], ...],
     ) -> None:
         self.publisher, self.producer = publisher, producer
-        self.topic, self.key, self.value = topic, key, value
+        self.topic, self.key, self.value, self.headers = topic, key, value, headers
         self.event_id = ""
 
     def ok(self, metadata: RecordMetadata) -> None:
@@ -109,7 +115,9 @@ class Publisher:
 
     def __init__(self, config: PublisherConfig, on_delivery: DeliveryCallback | None = None):
         self.config = config
-        self._preparer = Preparer(config.topics, config.known_agencies, config.max_event_bytes)
+        self._preparer = Preparer(
+            config.topics, config.known_agencies, config.max_event_bytes, config.signing_key
+        )
         self._on_delivery = on_delivery
         self._spool = Spool(config.spool_dir, segment_bytes=config.segment_bytes)
         self._state = PublisherState()
@@ -138,7 +146,7 @@ class Publisher:
         or the serialised JSON bytes). Raises ``PublishError`` if the contract refuses it."""
         state = self._state
         try:
-            topic, key, value, event_id = self._preparer.prepare(event, datetime.now(UTC))
+            topic, key, value, event_id, headers = self._preparer.prepare(event, datetime.now(UTC))
         except PublishError:
             with state.lock:
                 state.refused += 1
@@ -147,14 +155,14 @@ class Publisher:
             raise PublisherClosed("publish() after close()")
         producer = state.producer
         if state.direct and producer is not None:
-            pending = _Pending(self, producer, topic, key, value)
+            pending = _Pending(self, producer, topic, key, value, headers)
             pending.event_id = event_id
             with state.lock:
                 state.in_flight += 1
                 state.accepted += 1
                 state.sent += 1
             try:
-                future = producer.send(topic, value=value, key=key)
+                future = producer.send(topic, value=value, key=key, headers=list(headers))
             except KafkaError as exc:
                 with state.lock:
                     state.in_flight -= 1
@@ -166,7 +174,7 @@ class Publisher:
                 future.add_errback(pending.fail)
                 return
         with state.lock:
-            self._spool.append((SpoolRecord(topic, key, value),))
+            self._spool.append((SpoolRecord(topic, key, value, headers),))
             state.spooled += 1
             state.accepted += 1
             if state.direct:  # switched to direct after our check: drain this one first
@@ -189,7 +197,8 @@ class Publisher:
         state = self._state
         with state.lock:
             try:
-                self._spool.append((SpoolRecord(pending.topic, pending.key, pending.value),))
+                record = SpoolRecord(pending.topic, pending.key, pending.value, pending.headers)
+                self._spool.append((record,))
                 state.spooled += 1
             except OSError as disk:  # nowhere left to keep it: say so, loudly and precisely
                 log.critical(

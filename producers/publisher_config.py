@@ -24,6 +24,7 @@ from kafka.producer.future import RecordMetadata
 
 from producers.spool import DEFAULT_SEGMENT_BYTES
 from schemas import InvalidEvent, Reason, RetryableError
+from schemas.signing import SigningKey
 from schemas.topics import Topics
 
 DeliveryCallback = Callable[[str, RecordMetadata | None, BaseException | None], None]
@@ -80,6 +81,10 @@ class PublisherConfig:
     """How long ``close()`` keeps trying to deliver the spool (what is left stays on disk)."""
     max_event_bytes: int = 1_000_000
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    signing_key: SigningKey | None = field(default=None, repr=False)
+    """The agency's key: every message then carries ``parwatch-key-id`` and
+    ``parwatch-signature`` headers (``schemas/SIGNING.md``), kept in the spool with it, and an
+    event of another agency is refused (``bad_signature``)."""
 
     def __post_init__(self) -> None:
         reserved = sorted(RESERVED_KAFKA_OPTIONS.intersection(self.kafka_options))

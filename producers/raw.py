@@ -22,8 +22,12 @@ def publish_raw(
     *,
     kafka_options: Mapping[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    positions: list[tuple[str, int, int]] | None = None,
 ) -> int:
-    """Send ``(kind, key, value)`` triples (kind ``inspection`` or ``service``); return count."""
+    """Send ``(kind, key, value)`` triples (kind ``inspection`` or ``service``); return count.
+
+    ``positions``, when given, receives each message's ``(topic, partition, offset)`` in send
+    order, once Kafka acknowledged it."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -40,16 +44,22 @@ def publish_raw(
             futures.append(producer.send(topic, key=key, value=value))
             sent += 1
             if len(futures) >= 10_000:
-                for f in futures:
-                    f.get(timeout=60)
-                futures.clear()
+                _acknowledged(futures, positions)
             if progress is not None and sent % 1000 == 0:
                 progress(sent)
         producer.flush()
-        for f in futures:
-            f.get(timeout=60)
+        _acknowledged(futures, positions)
     finally:
         producer.close()
     if progress is not None:
         progress(sent)
     return sent
+
+
+def _acknowledged(futures: list[Any], positions: list[tuple[str, int, int]] | None) -> None:
+    """Wait for every future (raising the first failure), record positions, clear the list."""
+    for f in futures:
+        md = f.get(timeout=60)
+        if positions is not None:
+            positions.append((md.topic, md.partition, md.offset))
+    futures.clear()

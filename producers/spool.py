@@ -8,6 +8,11 @@ Layout of ``directory``:
 * ``<seq>.seg``: segment files, an 8-byte magic header, then records, each
   ``[u32 length][u32 crc32(payload)][payload]`` with
   ``payload = [u16 topic length][u32 key length or 0xFFFFFFFF for None][topic][key][value]``;
+  a record with Kafka headers (the signature, for one) sets the top bit of the topic length
+  (topic names are at most 249 bytes) and has ``[headers]`` between key and value:
+  ``[u16 count]`` then, per header, ``[u16 name length][name][u32 value length][value]``. A
+  record without headers is written exactly as before headers existed, so spools written by
+  earlier versions read unchanged;
 * ``cursor``: JSON ``{"segment": seq, "offset": byte offset}`` of the first unacknowledged
   record, replaced atomically (temporary file + ``os.replace``);
 * ``lock``: held with ``flock`` while a ``Spool`` is open, so two processes never share it.
@@ -53,6 +58,9 @@ MAGIC = b"PWSPOOL1"
 _HEADER = struct.Struct(">II")  # length of payload, crc32 of payload
 _PAYLOAD_HEAD = struct.Struct(">HI")  # topic length, key length (or _NO_KEY)
 _NO_KEY = 0xFFFFFFFF
+_HAS_HEADERS = 0x8000  # top bit of the topic length
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 _MAX_RECORD = 64 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
@@ -63,23 +71,38 @@ class SpoolError(RuntimeError):
 
 
 class SpoolRecord(NamedTuple):
-    """One Kafka record as it will be sent: topic, key bytes, value bytes."""
+    """One Kafka record as it will be sent: topic, key bytes, value bytes, headers."""
 
     topic: str
     key: bytes | None
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def _encode_headers(headers: tuple[tuple[str, bytes], ...]) -> bytes:
+    parts = [_U16.pack(len(headers))]
+    for name, value in headers:
+        raw = name.encode()
+        parts += (_U16.pack(len(raw)), raw, _U32.pack(len(value)), value)
+    return b"".join(parts)
 
 
 def encode_record(record: SpoolRecord) -> bytes:
     topic = record.topic.encode()
+    if len(topic) >= _HAS_HEADERS:
+        raise ValueError(f"topic name of {len(topic)} bytes is too long")
     key = record.key
-    head = _PAYLOAD_HEAD.pack(len(topic), _NO_KEY if key is None else len(key))
-    payload = b"".join((head, topic, key or b"", record.value))
+    flag = _HAS_HEADERS if record.headers else 0
+    head = _PAYLOAD_HEAD.pack(len(topic) | flag, _NO_KEY if key is None else len(key))
+    extra = _encode_headers(record.headers) if record.headers else b""
+    payload = b"".join((head, topic, key or b"", extra, record.value))
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 def _decode_payload(payload: bytes | memoryview) -> SpoolRecord:
     topic_len, key_len = _PAYLOAD_HEAD.unpack_from(payload, 0)
+    has_headers = bool(topic_len & _HAS_HEADERS)
+    topic_len &= ~_HAS_HEADERS
     pos = _PAYLOAD_HEAD.size
     topic = bytes(payload[pos : pos + topic_len]).decode()
     pos += topic_len
@@ -87,7 +110,22 @@ def _decode_payload(payload: bytes | memoryview) -> SpoolRecord:
     if key_len != _NO_KEY:
         key = bytes(payload[pos : pos + key_len])
         pos += key_len
-    return SpoolRecord(topic, key, bytes(payload[pos:]))
+    headers: list[tuple[str, bytes]] = []
+    if has_headers:
+        (count,) = _U16.unpack_from(payload, pos)
+        pos += _U16.size
+        for _ in range(count):
+            (name_len,) = _U16.unpack_from(payload, pos)
+            pos += _U16.size
+            name = bytes(payload[pos : pos + name_len]).decode()
+            pos += name_len
+            (value_len,) = _U32.unpack_from(payload, pos)
+            pos += _U32.size
+            if pos + value_len > len(payload):
+                raise struct.error("header value runs past the record")
+            headers.append((name, bytes(payload[pos : pos + value_len])))
+            pos += value_len
+    return SpoolRecord(topic, key, bytes(payload[pos:]), tuple(headers))
 
 
 def _parse(buf: bytes, start: int) -> tuple[list[tuple[SpoolRecord, int]], int, bool]:

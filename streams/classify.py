@@ -1,6 +1,6 @@
 """Pure classification: functions of (state, event, position). No I/O, no clock, no globals.
 
-Per-entity state lives in Faust tables keyed by the Kafka key (``{agency}:{inspection_id}`` or
+Per-entity state is keyed by the Kafka key (``{agency}:{inspection_id}`` or
 ``{agency}:{dossier_id}``), so every update of one entity happens on one partition, in order.
 Each state remembers the Kafka position of the first accepted copy of every event_id it
 applied, which separates the two kinds of repeat:
@@ -34,14 +34,6 @@ class Outcome(Enum):
     DUPLICATE = "duplicate"
 
 
-def _seen_to_json(seen: dict[str, Position]) -> dict[str, list[int]]:
-    return {k: list(v) for k, v in seen.items()}
-
-
-def _seen_from_json(d: dict[str, list[int]]) -> dict[str, Position]:
-    return {k: (int(v[0]), int(v[1])) for k, v in d.items()}
-
-
 def _outcome(seen: dict[str, Position], event_id: str, position: Position) -> Outcome:
     first = seen.get(event_id)
     if first is None:
@@ -67,33 +59,6 @@ class InspectionState:
     @property
     def classification(self) -> InspectionClass:
         return classify_inspection(self.has_online, self.has_in_person)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "on": self.has_online,
-            "ip": self.has_in_person,
-            "n": self.activities,
-            "op": self.opened_at.isoformat() if self.opened_at else None,
-            "co": self.concluded_at.isoformat() if self.concluded_at else None,
-            "ca": self.cancelled,
-            "se": self.sector,
-            "seen": _seen_to_json(self.seen),
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any] | None) -> InspectionState:
-        if not d:
-            return cls()
-        return cls(
-            has_online=d["on"],
-            has_in_person=d["ip"],
-            activities=d["n"],
-            opened_at=datetime.fromisoformat(d["op"]) if d["op"] else None,
-            concluded_at=datetime.fromisoformat(d["co"]) if d["co"] else None,
-            cancelled=d["ca"],
-            sector=d["se"],
-            seen=_seen_from_json(d["seen"]),
-        )
 
 
 def apply_inspection(
@@ -127,15 +92,6 @@ def apply_inspection(
 @dataclass(frozen=True)
 class DossierState:
     seen: dict[str, Position] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seen": _seen_to_json(self.seen)}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any] | None) -> DossierState:
-        if not d:
-            return cls()
-        return cls(seen=_seen_from_json(d["seen"]))
 
 
 def apply_service(

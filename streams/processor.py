@@ -1,7 +1,8 @@
 """One message in, rows out: decode -> dedupe/classify -> rows. Pure apart from ``states``.
 
 ``states`` is any mutable mapping from the entity key (``{agency}:{inspection_id}`` or
-``{agency}:{dossier_id}``) to the state's JSON: a Faust table in the worker, a dict in tests.
+``{agency}:{dossier_id}``) to the entity's state (``None`` or absent: no events yet): the
+worker's bounded cache (``engine.StateCache``), a dict in tests.
 The caller passes ``now`` (for the future-timestamp rule and ``_ingested_at``) and owns the
 ``RowBuffer``; nothing here blocks or reads the clock.
 """
@@ -55,6 +56,7 @@ class Processed:
 
 
 Event = InspectionEventV1 | ServiceEventV1
+_NO_INSPECTION, _NO_DOSSIER = InspectionState(), DossierState()
 
 
 def decode_message(
@@ -88,24 +90,24 @@ def apply_event(
     position = (at.partition, at.offset)
     key = event.key
     if isinstance(event, InspectionEventV1):
-        before = InspectionState.from_json(inspection_states.get(key))
+        before = inspection_states.get(key) or _NO_INSPECTION
         state, outcome = apply_inspection(before, event, position)
         if outcome is Outcome.DUPLICATE:
             return _duplicate(event, key, before.seen[str(event.event_id)], at, now, out)
         if outcome is Outcome.NEW:
-            inspection_states[key] = state.to_json()
+            inspection_states[key] = state
         out.add("inspection_events", rows.inspection_event_row(event, raw, at, now))
         out.add(
             "inspection_classifications",
             rows.classification_row(event.agency_code, event.inspection_id, state, now),
         )
     else:
-        dossier = DossierState.from_json(dossier_states.get(key))
+        dossier = dossier_states.get(key) or _NO_DOSSIER
         new_dossier, outcome = apply_service(dossier, event, position)
         if outcome is Outcome.DUPLICATE:
             return _duplicate(event, key, dossier.seen[str(event.event_id)], at, now, out)
         if outcome is Outcome.NEW:
-            dossier_states[key] = new_dossier.to_json()
+            dossier_states[key] = new_dossier
         out.add("service_events", rows.service_event_row(event, raw, at, now))
         if event.event_type == "submitted":
             out.add("service_submissions", rows.submission_row(event, now))

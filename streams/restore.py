@@ -47,8 +47,8 @@ def load_states(
     client: Client,
     inspections_wanted: Collection[tuple[str, str]],
     dossiers_wanted: Collection[tuple[str, str]],
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """The states (as JSON, by entity key) of the (agency_code, inspection_id) and
+) -> tuple[dict[str, InspectionState], dict[str, DossierState]]:
+    """The states (by entity key) of the (agency_code, inspection_id) and
     (agency_code, dossier_id) pairs that have events in the warehouse."""
     inspections: dict[str, InspectionState] = {}
     for payload, partition, offset in _rows(
@@ -66,7 +66,4 @@ def load_states(
         assert isinstance(ev, ServiceEventV1)
         dossier = dossiers.get(ev.key, DossierState())
         dossiers[ev.key], _ = apply_service(dossier, ev, (int(partition), int(offset)))
-    return (
-        {k: s.to_json() for k, s in inspections.items()},
-        {k: s.to_json() for k, s in dossiers.items()},
-    )
+    return inspections, dossiers

@@ -76,12 +76,6 @@ def test_redelivery_is_not_a_duplicate() -> None:
     assert state.version == 1
 
 
-def test_state_round_trips_through_json() -> None:
-    state = _run(EVENTS)
-    assert InspectionState.from_json(json.loads(json.dumps(state.to_json()))) == state
-    assert InspectionState.from_json(None) == InspectionState()
-
-
 def test_service_dedup_and_prefill_class() -> None:
     raw = json.dumps(make_service_event(form={"fields_total": 4, "fields_prefilled": 4}))
     e = decode(raw.encode(), known_agency=AGENCIES, now=NOW)
@@ -89,7 +83,6 @@ def test_service_dedup_and_prefill_class() -> None:
     state, first = apply_service(DossierState(), e, (1, 7))
     _, dup = apply_service(state, e, (3, 9))
     assert (first, dup) == (Outcome.NEW, Outcome.DUPLICATE)
-    assert DossierState.from_json(state.to_json()) == state
     assert prefill_class(e) == "full"
     partial = e.model_copy(update={"form": e.form.model_copy(update={"fields_prefilled": 1})})  # type: ignore[union-attr]
     assert prefill_class(partial) == "partial"

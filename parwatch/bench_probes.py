@@ -1,0 +1,321 @@
+"""The measuring instruments of ``parwatch bench``: a worker process watched through its status
+file and /proc, a bare aiokafka consumer, bare and SDK producers, a paced publisher.
+
+Each function blocks until its measurement is done and raises ``BenchError`` (one line) when it
+cannot finish; clocks are ``perf_counter`` for durations and wall time where a figure is compared
+with the warehouse's clock (``_inserted_at``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Container, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+
+from parwatch import wiring
+from parwatch.broker import TopicSpec
+from parwatch.errors import UsageError
+from parwatch.progress import Progress
+from parwatch.settings import Settings
+from producers.messages import Message
+from producers.publisher import Publisher, PublishError
+from schemas.decoding import decode
+from schemas.errors import InvalidEvent
+from schemas.topics import Topics
+from streams.status import read_status
+
+
+class BenchError(UsageError):
+    """The benchmark could not finish; the message says why (and where the worker log is)."""
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..1) of an ascending, non-empty sequence."""
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def process_tree_memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, peak RSS) of ``pid`` and its descendants, from /proc, in MiB (peaks summed)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    rss = peak = 0.0
+    for p in tree:
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                kib = float(line.split()[1])
+                if line.startswith("VmRSS:"):
+                    rss += kib / 1024
+                else:
+                    peak += kib / 1024
+    return rss, peak
+
+
+class WorkerProcess:
+    """A ``parwatch worker`` subprocess and its status file."""
+
+    def __init__(self, env: Mapping[str, str], work_dir: Path) -> None:
+        self.env, self.log_path = dict(env), work_dir / "worker.log"
+        self.status_path = work_dir / "worker-status.json"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.started_at = time.time()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "parwatch.cli", "worker", "--no-migrate",
+                 "--loglevel", "warning"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def memory_mb(self) -> tuple[float, float]:
+        assert self.proc is not None
+        return process_tree_memory_mb(self.proc.pid)
+
+    def wait_for(
+        self, expected: int, *, after: int, timeout_s: float, progress: Progress
+    ) -> tuple[tuple[float, int], tuple[float, int]]:
+        """Poll the status file until ``expected`` messages are durable. Returns the
+        (wall time, messages) of the first status past ``after`` messages and of the last."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        first: tuple[float, int] | None = None
+        while True:
+            status = read_status(self.status_path) or {}
+            done = int(status.get("messages", 0))
+            stamp = status.get("updated_at")
+            at = datetime.fromisoformat(stamp).timestamp() if stamp else time.time()
+            if first is None and done > after:
+                first = (at, done)
+            progress(done - after)
+            if done >= expected:
+                progress.done(done - after)
+                assert first is not None
+                return first, (at, done)
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"the worker exited (code {self.proc.returncode}); see {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"the worker made {done:,} of {expected:,} messages durable in "
+                    f"{timeout_s:.0f} s; see {self.log_path}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def create_topics(bootstrap: str, specs: Iterable[TopicSpec], options: Mapping[str, Any]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **options)
+    try:
+        admin.create_topics([NewTopic(s.name, s.partitions, 1) for s in specs])
+    finally:
+        admin.close()
+
+
+def delete_topics(bootstrap: str, prefixes: tuple[str, ...], options: Mapping[str, Any]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **options)
+    try:
+        names = [t for t in admin.list_topics() if t.startswith(prefixes)]
+        if names:
+            admin.delete_topics(names)
+    finally:
+        admin.close()
+
+
+def aiokafka_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """kafka-python security options in aiokafka's terms."""
+    out = {k: v for k, v in options.items() if k != "ssl_cafile"}
+    if "ssl_cafile" in options:
+        from aiokafka.helpers import create_ssl_context
+
+        out["ssl_context"] = create_ssl_context(cafile=options["ssl_cafile"])
+    return out
+
+
+async def consume_all(
+    bootstrap: str, topics: Sequence[str], expected: int, options: Mapping[str, Any],
+    progress: Progress, timeout_s: float,
+) -> tuple[float, float, int, float]:  # fmt: skip
+    """Read ``expected`` messages (manual assignment, from the beginning), json.loads each.
+    Returns (first batch end, last message, first batch size, consumer start), perf_counter."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    started = time.perf_counter()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", **aiokafka_options(options),
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the metadata of every topic
+        tps = [
+            TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t))
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count = first_size = undecodable = 0
+        first_at = 0.0
+        deadline = time.monotonic() + timeout_s
+        # Count, never compare with end offsets: Tansu's high watermarks are too low (FACTS.md).
+        while count < expected:
+            if time.monotonic() > deadline:
+                raise BenchError(f"baseline consumer read {count:,} of {expected:,} messages")
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        json.loads(record.value)
+                    except ValueError:  # invalid JSON and invalid UTF-8 alike
+                        undecodable += 1
+                    count += 1
+            if count and not first_size:
+                first_size, first_at = count, time.perf_counter()
+            progress(count)
+        last_at = time.perf_counter()
+        progress.done(count)
+        return first_at, last_at, first_size, started
+    finally:
+        await consumer.stop()
+
+
+def bare_producer_rate(
+    records: Sequence[tuple[str, bytes, bytes]], options: Mapping[str, Any]
+) -> float:
+    """Events/s of kafka-python alone sending ``records`` (topic, key, value), flush included."""
+    producer = KafkaProducer(**options)
+    try:
+        for topic in {t for t, _, _ in records}:
+            producer.partitions_for(topic)  # metadata before the clock starts, as the SDK does
+        started = time.perf_counter()
+        futures = [producer.send(t, key=k, value=v) for t, k, v in records]
+        producer.flush()
+        elapsed = time.perf_counter() - started
+        failed = sum(1 for f in futures if f.failed())
+        if failed:
+            raise BenchError(f"bare producer: {failed} of {len(records)} sends failed")
+    finally:
+        producer.close()
+    return len(records) / elapsed
+
+
+def sdk_rate(
+    settings: Settings, messages: Sequence[Message]
+) -> tuple[float, list[Message], int, dict[str, Any]]:
+    """The SDK publishing ``messages`` (bytes in, as an agency would pass them). Returns its
+    rate over accepted events, the accepted messages, the refused count, producer options."""
+    config = wiring.publisher_config(settings)
+    accepted: list[Message] = []
+    refused = 0
+    with Publisher(config) as publisher:
+        started = time.perf_counter()
+        for m in messages:
+            try:
+                publisher.publish(m.value)
+            except PublishError:
+                refused += 1
+                continue
+            accepted.append(m)
+        publisher.flush()
+        elapsed = time.perf_counter() - started
+        stats = publisher.stats()
+    if stats.spooled or stats.failed:
+        raise BenchError(f"SDK: {stats.failed} sends failed, {stats.spooled} spooled")
+    # The SDK's producer settings (producers/connection.py), for the bare producer beside it.
+    options = {
+        **config.kafka_options, "bootstrap_servers": config.bootstrap,
+        "client_id": "parwatch-bench-bare", "enable_idempotence": True, "acks": "all",
+        "linger_ms": config.linger_ms, "batch_size": config.batch_size,
+        "allow_auto_create_topics": False,
+        "request_timeout_ms": int(config.request_timeout_s * 1000),
+        "max_block_ms": int(config.connect_timeout_s * 1000),
+        "delivery_timeout_ms": int(config.delivery_timeout_s * 1000),
+    }  # fmt: skip
+    return len(accepted) / elapsed, accepted, refused, options
+
+
+def paced_publish(
+    bootstrap: str, topics: Topics, messages: Sequence[Message], event_ids: Sequence[str | None],
+    rate: float, options: Mapping[str, Any], progress: Progress,
+) -> dict[str, float]:  # fmt: skip
+    """Send ``messages`` at ``rate`` a second; return event_id -> wall time of its first send,
+    for the messages whose ``event_ids`` entry is not None."""
+    pairs = zip(messages, event_ids, strict=True)
+    prepared = [(topic_for(topics, m.kind), m.key, m.value, e) for m, e in pairs]
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=64 * 1024,
+        allow_auto_create_topics=False, **options,
+    )  # fmt: skip
+    sent_at: dict[str, float] = {}
+    try:
+        producer.partitions_for(topics.inspections)
+        producer.partitions_for(topics.services)
+        start = time.monotonic()
+        for i, (topic, key, value, event_id) in enumerate(prepared):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.time()  # wall clock: compared with the warehouse's now64()
+            producer.send(topic, key=key, value=value)
+            if event_id is not None:
+                sent_at.setdefault(event_id, now)
+            progress(i + 1)
+        producer.flush()
+    finally:
+        producer.close()
+    progress.done(len(prepared))
+    return sent_at
+
+
+def topic_for(topics: Topics, kind: str) -> str:
+    return topics.inspections if kind == "inspection" else topics.services
+
+
+def accepted_event_ids(messages: Sequence[Message], agencies: Container[str]) -> list[str | None]:
+    """The event id of each message the worker will accept (None for those it will refuse:
+    they land in dead letters, which have no ``_inserted_at``)."""
+    now = datetime.now(UTC)
+    out: list[str | None] = []
+    for m in messages:
+        try:
+            out.append(str(decode(m.value, known_agency=agencies, now=now).event_id))
+        except InvalidEvent:
+            out.append(None)
+    return out

@@ -1,0 +1,143 @@
+"""``parwatch bench``: the pipeline's throughput beside the bare broker and client, its latency,
+its memory, and the publisher SDK beside bare kafka-python (logic in ``parwatch.bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from parwatch.errors import UsageError
+from parwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from parwatch.bench import BenchOptions, BenchResult
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure throughput, latency and memory of the pipeline against bare Kafka clients",
+        description=(
+            "Benchmark, in one run, on fresh topics, a fresh consumer group and a fresh "
+            "warehouse: (1) publish N simulated messages (invalid ones and duplicates included; "
+            "untimed); (2) baseline: a bare aiokafka consumer reads them, json.loads on each; "
+            "(3) pipeline: a `parwatch worker` process makes them durable in the warehouse; "
+            "the ratio pipeline / baseline compares the two; (4) the worker's RSS after N and "
+            "after 4N messages (3N more are published); (5) latency from publish to queryable "
+            "(the row's _inserted_at) at a steady offered load; (6) the publisher SDK's send "
+            "rate beside bare kafka-python's. Uses the embedded broker (Tansu) and an embedded "
+            "warehouse (chdb) in a new folder under PARWATCH_DATA_DIR, or the configured "
+            "PARWATCH_KAFKA_BOOTSTRAP (uniquely named topics, deleted afterwards) and an "
+            "http(s) PARWATCH_CLICKHOUSE_URL (a new database, dropped afterwards); a chdb:// "
+            "URL is not used. Rates exclude fixed start-up (both sides from their first batch "
+            "out); totals from start are shown beside them. The default size takes 5-6 minutes "
+            "on 2 cores; progress goes to stderr. Exit 0 when the warehouse holds exactly what "
+            "was sent, 1 if not. Stop other work on the machine first: the figures are only as "
+            "quiet as the machine."
+        ),
+    )
+    p.add_argument("--events", type=int, default=200_000, metavar="N",
+                   help="messages per throughput run; 4N for memory (default 200000)")  # fmt: skip
+    p.add_argument("--rate", type=float, default=500.0, metavar="R",
+                   help="offered load of the latency run, events/s (default 500)")  # fmt: skip
+    p.add_argument("--duration", type=float, default=60.0, metavar="S",
+                   help="length of the latency run, seconds (default 60)")  # fmt: skip
+    p.add_argument("--publisher-events", type=int, default=None, metavar="M",
+                   help="events for the publisher runs (default N, at most 60000)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=2024, help="simulator seed (default 2024)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work folder, the topics and the database")  # fmt: skip
+    p.set_defaults(run=run)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.events <= 0:
+        raise UsageError(f"--events must be a positive whole number, got {args.events}")
+    if not math.isfinite(args.rate) or args.rate <= 0:
+        raise UsageError(f"--rate must be a positive number of events a second, got {args.rate:g}")
+    if not math.isfinite(args.duration) or args.duration <= 0:
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    if args.rate * args.duration < 1:
+        raise UsageError("--rate × --duration must be at least one event")
+    if args.publisher_events is not None and args.publisher_events <= 0:
+        raise UsageError(f"--publisher-events must be positive, got {args.publisher_events}")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    _check(args)
+    from parwatch.bench import BenchOptions, run_bench
+
+    opts = BenchOptions(
+        events=args.events, rate=args.rate, duration_s=args.duration,
+        publisher_events=args.publisher_events, seed=args.seed, keep=args.keep,
+    )  # fmt: skip
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    result = run_bench(settings, opts, dict(os.environ), say)
+    if args.json:
+        print(json.dumps(as_json(result), ensure_ascii=False, indent=1))
+    else:
+        print(format_table(result, opts))
+    return 0 if result.verified else 1
+
+
+def as_json(result: BenchResult) -> dict[str, Any]:
+    """The figures: rates to 0.1/s, the ratio to 6 decimals, seconds and MiB to 3."""
+    out = result.as_json()
+    for key, value in out.items():
+        if isinstance(value, float):
+            digits = 6 if key == "ratio" else 1 if key.endswith("_per_s") else 3
+            out[key] = round(value, digits)
+    return out
+
+
+def format_table(r: BenchResult, opts: BenchOptions) -> str:
+    c = r.warehouse_check
+    sdk_share = r.publisher_events_per_s / max(r.bare_producer_events_per_s, 1e-9)
+    if r.ratio_basis == "first-batch":
+        note = [
+            "  (events/s and seconds: after each side's first batch, start-up excluded;",
+            f"   'total s' from consumer or process start; worker start-up about "
+            f"{r.worker_ready_s:.1f} s)",
+        ]
+    else:
+        note = ["  (N too small for more than one batch: events/s over 'total s', from consumer",
+                "   or process start, start-up included)"]  # fmt: skip
+    check = (
+        f"{c.get('distinct_events', 0):,} distinct events (expected "
+        f"{c.get('expected_distinct_events', 0):,}), {c.get('dead_letters', 0):,} dead letters "
+        f"(expected {c.get('expected_dead_letters', 0):,})"
+    )
+    if r.latency_missing:
+        check += f", {r.latency_missing} latency events missing"
+    rows = [
+        f"parwatch bench: {r.events:,} messages (simulator mix), {r.cpu_count} cores, "
+        f"load {r.load_average_1m:g} at start",
+        f"broker {r.broker}; warehouse {r.warehouse}",
+        "",
+        f"{'throughput':42}{'events/s':>12}{'seconds':>10}{'total s':>10}",
+        f"{'  baseline: aiokafka + json.loads':42}{r.baseline_events_per_s:>12,.0f}"
+        f"{r.baseline_s:>10.2f}{r.baseline_total_s:>10.2f}",
+        f"{'  pipeline: parwatch worker -> warehouse':42}{r.pipeline_events_per_s:>12,.0f}"
+        f"{r.pipeline_s:>10.2f}{r.pipeline_total_s:>10.2f}",
+        f"{'  ratio pipeline / baseline':42}{r.ratio:>12.3f}",
+        *note,
+        "",
+        f"latency publish -> queryable, {r.latency_events:,} events at {opts.rate:g}/s "
+        f"for {opts.duration_s:g} s:",
+        f"  p50 {r.latency_p50_s:.3f} s   p95 {r.latency_p95_s:.3f} s   "
+        f"p99 {r.latency_p99_s:.3f} s   max {r.latency_max_s:.3f} s",
+        f"worker RSS: after N {r.rss_after_n_mb:,.0f} MiB, after 4N {r.rss_after_4n_mb:,.0f} MiB, "
+        f"peak {r.rss_peak_mb:,.0f} MiB",
+        f"publisher, {r.publisher_events:,} events: SDK {r.publisher_events_per_s:,.0f}/s, "
+        f"bare kafka-python {r.bare_producer_events_per_s:,.0f}/s (SDK / bare {sdk_share:.2f})",
+        f"warehouse check: {check}: {'OK' if r.verified else 'MISMATCH'}",
+    ]
+    return "\n".join(rows)

@@ -1,0 +1,147 @@
+"""``parwatch bench`` as users run it: a small run on the embedded stack gives every figure,
+consistent with each other and with the warehouse; bad sizes are one line. Speed figures are
+never asserted here (speed is measured by the benchmark command, not by timed tests)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PARWATCH = [sys.executable, "-m", "parwatch.cli"]
+
+KEYS = (
+    "events",
+    "baseline_events_per_s",
+    "pipeline_events_per_s",
+    "ratio",
+    "latency_p50_s",
+    "latency_p95_s",
+    "latency_p99_s",
+    "rss_after_n_mb",
+    "rss_after_4n_mb",
+    "publisher_events_per_s",
+    "bare_producer_events_per_s",
+)
+
+
+def _bench(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARWATCH_")}
+    env["PARWATCH_DATA_DIR"] = str(tmp_path)
+    return subprocess.run(
+        [*PARWATCH, "bench", *args], capture_output=True, text=True, timeout=timeout,
+        check=False, env=env, cwd=tmp_path,
+    )  # fmt: skip
+
+
+@pytest.mark.kafka
+@pytest.mark.clickhouse
+@pytest.mark.e2e
+def test_small_bench_reports_every_figure_consistently(tmp_path: Path) -> None:
+    done = _bench(tmp_path, "--events", "3000", "--rate", "200", "--duration", "5", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert set(KEYS) <= set(result)
+    assert result["events"] == 3000
+    for key in KEYS:
+        value = result[key]
+        assert isinstance(value, int | float) and math.isfinite(value) and value > 0, key
+    assert result["ratio"] == pytest.approx(
+        result["pipeline_events_per_s"] / result["baseline_events_per_s"], rel=1e-3
+    )
+    assert result["latency_p50_s"] <= result["latency_p95_s"] <= result["latency_p99_s"]
+    assert result["latency_p99_s"] <= result["latency_max_s"]
+    # Every accepted event of the latency run (1,000 messages less the refused) was found.
+    assert result["latency_missing"] == 0
+    assert 950 <= result["latency_events"] < 1000
+    # The worker made 4N messages durable: the warehouse holds exactly what was sent.
+    check = result["warehouse_check"]
+    assert check["distinct_events"] == check["expected_distinct_events"] > 4 * 3000 * 0.9
+    assert check["dead_letters"] == check["expected_dead_letters"] > 0
+    assert result["verified"] is True
+    # A Python process hosting faust and chdb needs well over 50 MiB; its peak bounds the rest.
+    assert 50 < result["rss_after_n_mb"] <= result["rss_peak_mb"]
+    assert 50 < result["rss_after_4n_mb"] <= result["rss_peak_mb"]
+    assert result["publisher_events"] + result["publisher_refused"] == 3000
+    assert result["publisher_refused"] > 0  # the mix's invalid events, refused by the SDK
+    # Progress went to stderr, phase by phase; the work folder is gone (no --keep).
+    for phase in ("1/7", "2/7", "3/7", "4/7", "5/7", "6/7", "7/7"):
+        assert phase in done.stderr
+    assert not any(p.name.startswith("bench-") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--events", "0"], "--events must be a positive whole number, got 0"),
+        (["--rate", "-1"], "--rate must be a positive number of events a second, got -1"),
+        (["--rate", "nan"], "--rate must be a positive number of events a second, got nan"),
+        (["--duration", "0"], "--duration must be a positive number of seconds, got 0"),
+        (["--rate", "0.5", "--duration", "1"], "--rate × --duration must be at least one event"),
+        (["--publisher-events", "-5"], "--publisher-events must be positive, got -5"),
+    ],
+)
+def test_bad_sizes_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    done = _bench(tmp_path, *args, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"parwatch: error: {message}"
+    assert done.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # nothing was started or created
+
+
+def _insert_inspection(client: Any, ingested_at: datetime) -> str:
+    """One row, columns named, `_inserted_at` left out: as the worker's writer inserts."""
+    event_id = str(uuid.uuid4())
+    client.insert(
+        "inspection_events",
+        [[event_id, "concluded", datetime(2024, 6, 1, tzinfo=UTC), "TH-S-TP", "KT-1",
+          "inspection/1", "{}", "t", 0, 0, ingested_at]],
+        column_names=["event_id", "event_type", "occurred_at", "agency_code", "inspection_id",
+                      "schema", "payload", "_topic", "_partition", "_offset", "_ingested_at"],
+    )  # fmt: skip
+    return event_id
+
+
+def _inserted_at(client: Any, event_id: str) -> datetime:
+    rows = client.query(
+        "SELECT _inserted_at FROM inspection_events WHERE event_id = {e:UUID}",
+        parameters={"e": event_id},
+    ).result_rows
+    assert len(rows) == 1
+    return rows[0][0].replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+@pytest.mark.clickhouse
+def test_inserted_at_is_the_insert_time_and_older_rows_keep_ingested_at(chdb_url: str) -> None:
+    from streams import migrations
+    from streams.warehouse import WarehouseConfig, connect
+
+    config = WarehouseConfig(chdb_url, database=f"t_{uuid.uuid4().hex[:12]}")
+    client = connect(config, create_database=True)
+    try:
+        every = migrations.load_migrations()
+        migrations.apply(client, [m for m in every if m.version < 7])
+        old = _insert_inspection(client, datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC))
+        assert [m.version for m in migrations.apply(client, every)] == [7]
+        before = datetime.now(UTC)
+        new = _insert_inspection(client, datetime(2025, 1, 1, tzinfo=UTC))
+        after = datetime.now(UTC)
+        # A row written before the migration: its _ingested_at, stored, the same on every read.
+        assert _inserted_at(client, old) == datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+        # A row written after: the server's clock at the insert (ms precision), not a read time.
+        stamped = _inserted_at(client, new)
+        assert before - timedelta(milliseconds=1) <= stamped <= after + timedelta(milliseconds=1)
+        time.sleep(0.05)
+        assert _inserted_at(client, new) == stamped
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {config.database}")
+        client.close()
