@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import re
@@ -51,6 +52,20 @@ class KeyringError(ValueError):
     """A keyring file that cannot be used; the message names the file, the entry and the field."""
 
 
+_BLOCK = 64  # SHA-256's block size
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def _pads(secret: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after the HMAC inner and outer key blocks (RFC 2104), to copy per message:
+    the same MAC as ``hmac.digest``, without redoing the key schedule (0.7 instead of 1.8 µs)."""
+    if len(secret) > _BLOCK:
+        secret = hashlib.sha256(secret).digest()
+    block = secret.ljust(_BLOCK, b"\0")
+    return hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
+
+
 @dataclass(frozen=True, slots=True)
 class SigningKey:
     """One agency key. ``secret`` is the raw HMAC key; it is never shown in ``repr``."""
@@ -62,6 +77,18 @@ class SigningKey:
     created_at: datetime | None = None
     not_before: datetime | None = None
     not_after: datetime | None = None  # exclusive
+    _pads: tuple[Any, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_pads", _pads(self.secret))
+
+    def mac(self, value: bytes) -> bytes:
+        """``v1=<hex HMAC-SHA256(secret, value)>`` as ASCII bytes (``signature``, faster)."""
+        inner, outer = self._pads[0].copy(), self._pads[1].copy()
+        inner.update(value)
+        outer.update(inner.digest())
+        digest: str = outer.hexdigest()
+        return SIGNATURE_PREFIX + digest.encode()
 
     def valid_at(self, now: datetime) -> bool:
         return (self.not_before is None or self.not_before <= now) and (
@@ -98,7 +125,7 @@ def sign(value: bytes, key: SigningKey) -> list[tuple[str, bytes]]:
     """The two headers that sign ``value`` (the exact bytes sent) with ``key``."""
     return [
         (KEY_ID_HEADER, key.key_id.encode("ascii")),
-        (SIGNATURE_HEADER, signature(value, key.secret)),
+        (SIGNATURE_HEADER, key.mac(value)),
     ]
 
 
@@ -152,7 +179,7 @@ def verify(value: bytes, headers: Headers | None, keyring: Keyring, *, now: date
     sig = sigs[0]
     if not sig.startswith(SIGNATURE_PREFIX) or len(sig) != len(SIGNATURE_PREFIX) + 64:
         raise SignatureError(f"{SIGNATURE_HEADER} is not v1=<64 hex digits>")
-    if not hmac.compare_digest(sig.lower(), signature(value, key.secret)):
+    if not hmac.compare_digest(sig.lower(), key.mac(value)):
         raise SignatureError(f"signature does not match the value bytes for key {key_id}")
     return key
 
