@@ -74,10 +74,10 @@ class WorkerConfig:
     catalog_dir: Path | None = None
     status_path: Path | None = None
     session_timeout_s: float = 6.0
-    max_rows: int = 5000
+    max_rows: int = 20_000
     flush_interval_s: float = 0.5
     catalog_check_s: float = 30.0
-    state_cache_entities: int = 200_000
+    state_cache_entities: int = 50_000
     role: str = "all"  # all | classify | sink (see ROLES)
     rows_topic: str = "warehouse-rows"
     kafka_options: dict[str, Any] = field(default_factory=dict)  # aiokafka security options
@@ -209,9 +209,11 @@ class Batch:
 class Engine:
     def __init__(self, cfg: WorkerConfig, *, open_client: Callable[[], Any] | None = None) -> None:
         self.cfg = cfg
-        self.sink = ClickHouseSink(
-            open_client or (lambda: connect(cfg.warehouse)), on_outage=self._on_outage
-        )
+        opener = open_client or (lambda: connect(cfg.warehouse))
+        self.sink = ClickHouseSink(opener, on_outage=self._on_outage)
+        # States are read on a connection of their own, beside the writes (a state that is
+        # read is never in a write still in flight: see StateCache.trim).
+        self.reader = ClickHouseSink(opener, on_outage=self._on_outage)
         self.catalog = CatalogHolder(cfg.catalog_dir)
         # A classifier's rows reach ClickHouse later, through a sink: its states can't be
         # rebuilt from the warehouse while it owns their partitions, so it keeps them all.
@@ -273,6 +275,7 @@ class Engine:
         if self.producer is not None:
             await self.producer.stop()
         self.sink.close()
+        self.reader.close()
 
     async def _loop(self) -> None:
         assert self.consumer is not None
@@ -354,7 +357,7 @@ class Engine:
                 want_d[key] = (ev.agency_code, ev.dossier_id)
         if not want_i and not want_d:
             return
-        ins, dos = await self.sink.call(
+        ins, dos = await self.reader.call(
             lambda client: load_states(client, want_i.values(), want_d.values())
         )
         self.inspections.load(ins, set(want_i))

@@ -7,6 +7,10 @@ through the pure classifiers gives its state exactly: the classifiers are order-
 remember each event's Kafka position, so the uncommitted messages that come again are recognised
 as redeliveries, not duplicates. Nothing else (no changelog topic, no local disk) has to survive a
 crash or follow a partition to another worker.
+
+No FINAL: a row written twice (a batch retried after a crash) is the same event at the same
+position, which the classifiers apply once; the primary key (agency_code, entity id) serves the
+lookup.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def _rows(client: Client, table: str, entity_col: str, keys: list[tuple[str, str
     for i in range(0, len(keys), CHUNK):
         wanted = tuple(keys[i : i + CHUNK])
         sql = (
-            f"SELECT payload, _partition, _offset FROM {table} FINAL "
+            f"SELECT payload, _partition, _offset FROM {table} "
             f"WHERE (agency_code, {entity_col}) IN {format_query_value(wanted)}"
         )
         try:

@@ -72,6 +72,7 @@ def worker_config(settings: Settings, role: str = "all") -> WorkerConfig:
         status_path=settings.data_dir / "worker-status.json",
         session_timeout_s=settings.broker_session_timeout_s,
         max_rows=settings.worker_max_rows,
+        state_cache_entities=settings.worker_state_cache,
         flush_interval_s=settings.worker_flush_interval_s,
         kafka_options=wiring.aiokafka_options(settings),
         keyring=_keyring(settings),
