@@ -45,6 +45,8 @@ def _durable_so_far(pipeline: Pipeline) -> int:
 
 
 def test_sigkill_at_random_moments_gives_ground_truth(pipeline: Pipeline, topics: Any) -> None:
+    # Small batches: many inserts, so many moments to be killed at (default: 20,000 rows).
+    pipeline.env["PARWATCH_WORKER_MAX_ROWS"] = "2000"
     sim = simulate(SimulationConfig(seed=23, events=EVENTS), load_catalog())
     total = len(sim.messages)
     publish_raw(pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], topics,
