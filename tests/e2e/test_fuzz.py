@@ -168,7 +168,7 @@ MUTATIONS: dict[str, Callable[[dict[str, Any], Any], None]] = {
     "type": lambda e, v: e.__setitem__("event_type", ["opened", "submitted", "completed"][v % 3]),
     "channel": lambda e, v: e.__setitem__("channel", ["online", "counter", "fax"][v % 3]),
     "mode": lambda e, v: e.__setitem__("activity", {"mode": MODES[v % len(MODES)]}),
-    "uuid": lambda e, v: e.__setitem__("event_id", str(e["event_id"]).upper()),
+    "uuid": lambda e, v: e.__setitem__("event_id", str(e.get("event_id", "")).upper()),
     "nfd": lambda e, v: e.__setitem__("sector", "Tha\u0300nh Ho\u0301a"),
 }
 

@@ -68,7 +68,7 @@ def test_small_bench_reports_every_figure_consistently(tmp_path: Path) -> None:
     assert check["distinct_events"] == check["expected_distinct_events"] > 4 * 3000 * 0.9
     assert check["dead_letters"] == check["expected_dead_letters"] > 0
     assert result["verified"] is True
-    # A Python process hosting faust and chdb needs well over 50 MiB; its peak bounds the rest.
+    # A Python process hosting aiokafka and chdb needs well over 50 MiB; its peak bounds the rest.
     assert 50 < result["rss_after_n_mb"] <= result["rss_peak_mb"]
     assert 50 < result["rss_after_4n_mb"] <= result["rss_peak_mb"]
     assert result["publisher_events"] + result["publisher_refused"] == 3000
