@@ -16,10 +16,9 @@ keeps the row with the highest version, which is the complete state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
 from schemas.kpi import InspectionClass, classify_inspection
@@ -69,24 +68,30 @@ def apply_inspection(
     outcome = _outcome(state.seen, eid, position)
     if outcome is not Outcome.NEW:
         return state, outcome
-    changes: dict[str, Any] = {"seen": {**state.seen, eid: position}}
-    if event.sector is not None:
-        changes["sector"] = event.sector
-    if event.event_type == "activity" and event.activity is not None:
-        changes["activities"] = state.activities + 1
+    has_online, has_in_person, activities = state.has_online, state.has_in_person, state.activities
+    opened_at, concluded_at, cancelled = state.opened_at, state.concluded_at, state.cancelled
+    kind = event.event_type
+    if kind == "activity" and event.activity is not None:
+        activities += 1
         if event.activity.mode in IN_PERSON_MODES:
-            changes["has_in_person"] = True
+            has_in_person = True
         else:
-            changes["has_online"] = True
-    elif event.event_type == "opened":
-        if state.opened_at is None or event.occurred_at < state.opened_at:
-            changes["opened_at"] = event.occurred_at
-    elif event.event_type == "concluded":
-        if state.concluded_at is None or event.occurred_at > state.concluded_at:
-            changes["concluded_at"] = event.occurred_at
-    elif event.event_type == "cancelled":
-        changes["cancelled"] = True
-    return replace(state, **changes), outcome
+            has_online = True
+    elif kind == "opened":
+        if opened_at is None or event.occurred_at < opened_at:
+            opened_at = event.occurred_at
+    elif kind == "concluded":
+        if concluded_at is None or event.occurred_at > concluded_at:
+            concluded_at = event.occurred_at
+    elif kind == "cancelled":
+        cancelled = True
+    # The constructor, not dataclasses.replace: this runs for every event (replace is slow).
+    new = InspectionState(
+        has_online, has_in_person, activities, opened_at, concluded_at, cancelled,
+        event.sector if event.sector is not None else state.sector,
+        {**state.seen, eid: position},
+    )  # fmt: skip
+    return new, outcome
 
 
 @dataclass(frozen=True)

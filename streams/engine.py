@@ -183,6 +183,9 @@ class StateCache(MutableMapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
+    def get(self, key: str, default: Any = None) -> Any:  # the mixin's goes through KeyError
+        return self._data.get(key, default)
+
     def __setitem__(self, key: str, value: Any) -> None:
         self._data.pop(key, None)  # re-insert: the dict's order is the order of last change
         self._data[key] = value

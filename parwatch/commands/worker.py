@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import replace
@@ -123,6 +124,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     for noisy in ("aiokafka", "kafka"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+    # The worker keeps many live objects (states, buffered rows): with the default thresholds the
+    # cyclic GC rescans them all every few thousand allocations, and decode + classify ran at
+    # half speed (measured: 26 -> 14 us and 22 -> 11 us an event at 200k events). Its objects
+    # are freed by reference counting; the collector still runs, just less often.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
     async def main() -> None:
         engine = RowSink(cfg) if cfg.role == "sink" else Engine(cfg)
