@@ -169,16 +169,25 @@ async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int])
 
 
 class StateCache(MutableMapping[str, Any]):
-    """Entity states (JSON) of the owned partitions; ``None`` marks "no events yet".
+    """Entity states of the owned partitions; ``None`` marks "no events yet".
 
-    Bounded: after each write, the oldest states that no unwritten row depends on are dropped;
-    a dropped state is rebuilt from the warehouse when its entity shows up again.
+    Bounded: ``trim`` drops the oldest states whose rows are all in the warehouse (not in the
+    buffer, not in the write in flight); a dropped state is rebuilt from the warehouse when its
+    entity shows up again. The engine trims only between batches, never while a batch waits for
+    states, so a state it has looked up stays until the batch is applied.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._data: dict[str, Any] = {}
-        self.dirty: set[str] = set()  # keys changed since the last write started
+        self.dirty: set[str] = set()  # changed since the last write started: rows buffered
+        self.flushing: set[str] = set()  # changed in the write in flight
+
+    def write_started(self) -> None:
+        self.flushing, self.dirty = self.dirty, set()
+
+    def write_done(self) -> None:
+        self.flushing = set()
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -209,8 +218,9 @@ class StateCache(MutableMapping[str, Any]):
         if excess <= 0:
             return 0
         drop = []
+        pinned = self.dirty | self.flushing if self.flushing else self.dirty
         for key in self._data:
-            if key not in self.dirty:
+            if key not in pinned:
                 drop.append(key)
                 if len(drop) >= excess + self.capacity // 10:
                     break
@@ -221,6 +231,7 @@ class StateCache(MutableMapping[str, Any]):
     def clear(self) -> None:
         self._data.clear()
         self.dirty.clear()
+        self.flushing = set()
 
 
 @dataclass
@@ -308,6 +319,8 @@ class Engine:
             records = await self.consumer.getmany(timeout_ms=poll_ms, max_records=cfg.max_rows)
             if records:
                 await self._handle(records)
+                self.inspections.trim()  # between batches only (see StateCache)
+                self.dossiers.trim()
             b = self.batch
             if len(b.rows) >= cfg.max_rows or (
                 b.messages and time.monotonic() - b.started >= cfg.flush_interval_s
@@ -395,8 +408,8 @@ class Engine:
         if not batch.messages:
             return
         self.batch = Batch()
-        self.inspections.dirty.clear()
-        self.dossiers.dirty.clear()
+        self.inspections.write_started()
+        self.dossiers.write_started()
         self._inflight = asyncio.create_task(self._write(batch))
 
     async def _wait_written(self) -> None:
@@ -433,9 +446,9 @@ class Engine:
         s.rows += written
         s.flushes += 1
         s.last_flush_s = time.monotonic() - started
+        self.inspections.write_done()
+        self.dossiers.write_done()
         self._write_status()
-        self.inspections.trim()
-        self.dossiers.trim()
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # half speed (measured: 26 -> 14 us and 22 -> 11 us an event at 200k events). Its objects
     # are freed by reference counting; the collector still runs, just less often.
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    gc.set_threshold(100_000, 10, 10)
 
     async def main() -> None:
         engine = RowSink(cfg) if cfg.role == "sink" else Engine(cfg)

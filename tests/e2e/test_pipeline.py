@@ -213,3 +213,21 @@ def test_catalog_reload_without_restart(pipeline: Pipeline, topics: Any, tmp_pat
     assert pipeline.stop_worker() == 0
     names = pipeline.cli_json("sql", "--json", f"SELECT name FROM agencies WHERE code = '{unit}'")
     assert names == [{"name": "Ủy ban nhân dân xã Thử Nghiệm"}]
+
+
+def test_tiny_state_cache_still_equals_ground_truth(pipeline: Pipeline, topics: Any) -> None:
+    """States evicted from the worker's cache are rebuilt from the warehouse: with room for
+    500 entities most events need that, and the KPIs must not change."""
+    pipeline.env |= {"PARWATCH_WORKER_STATE_CACHE": "500", "PARWATCH_WORKER_MAX_ROWS": "2000"}
+    sim = simulate(SimulationConfig(seed=12, events=20_000), load_catalog())
+    publish_raw(pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], topics,
+                ((m.kind, m.key, m.value) for m in sim.messages))  # fmt: skip
+    pipeline.start_worker()
+    status = pipeline.wait_for(len(sim.messages), timeout_s=400)
+    assert status["by_result"]["duplicate"] == sim.duplicates
+    assert status["by_result"]["redelivered"] == 0
+    assert pipeline.stop_worker() == 0
+    measured = []
+    for period in ("month", "quarter", "year"):
+        measured += pipeline.cli_json("kpi", "--json", "--period", period)
+    assert sorted(measured, key=json.dumps) == sorted(rows_to_json(sim.truth), key=json.dumps)
