@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = Field(6.0, description="consumer group session timeout")
     worker_max_rows: int = Field(20_000, ge=1, description="rows buffered before an insert")
     worker_state_cache: int = Field(
-        50_000, ge=1, description="entity states the worker keeps in memory (others: from CH)"
+        5_000, ge=1, description="entity states the worker keeps in memory (others: from CH)"
     )
     worker_flush_interval_s: float = Field(0.5, gt=0, description="longest wait before an insert")
 

@@ -77,7 +77,7 @@ class WorkerConfig:
     max_rows: int = 20_000
     flush_interval_s: float = 0.5
     catalog_check_s: float = 30.0
-    state_cache_entities: int = 50_000
+    state_cache_entities: int = 5_000
     role: str = "all"  # all | classify | sink (see ROLES)
     rows_topic: str = "warehouse-rows"
     kafka_options: dict[str, Any] = field(default_factory=dict)  # aiokafka security options
