@@ -144,4 +144,3 @@ def test_three_classifiers_one_killed_and_a_sink(
                             "SELECT count() AS n FROM (SELECT DISTINCT _topic, _partition, _offset "
                             "FROM duplicates)")  # fmt: skip
     assert dup == [{"n": sim.duplicates}]
-
