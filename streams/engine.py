@@ -287,8 +287,8 @@ class Engine:
             **cfg.kafka_options,
         )  # fmt: skip
         self.consumer = group_consumer(cfg, cfg.app_id, fetch_bytes=4 * 1024 * 1024)
-        await self.producer.start()
         try:
+            await self.producer.start()
             self.consumer.subscribe(
                 [cfg.topics.inspections, cfg.topics.services], listener=_Rebalance(self)
             )
@@ -530,9 +530,10 @@ class RowSink:
         cfg = self.cfg
         consumer = group_consumer(cfg, cfg.sink_group, fetch_bytes=64 * 1024 * 1024)
         consumer.subscribe([cfg.rows_topic])
-        await consumer.start()
-        log.info("sink started: warehouse %s, topic %s", cfg.warehouse.describe(), cfg.rows_topic)
         try:
+            await consumer.start()
+            log.info("sink started: warehouse %s, topic %s", cfg.warehouse.describe(),
+                     cfg.rows_topic)  # fmt: skip
             while not self._stop.is_set():
                 records = await consumer.getmany(timeout_ms=200, max_records=50)
                 if records:

@@ -134,3 +134,19 @@ def test_publish_command_sends_good_lines_and_reports_bad_ones(
     assert sorted(json.loads(m.value)["event_id"] for m in got) == sorted(
         e["event_id"] for e in good
     )
+
+
+@pytest.mark.clickhouse
+def test_worker_without_a_reachable_broker_says_so(tmp_path: Path) -> None:
+    """No broker listening: the worker stops with exit 2 and one parwatch error line (after
+    aiokafka's own log line), no traceback."""
+    for role in ("all", "sink"):
+        done = _run(
+            "worker", "--role", role, "--loglevel", "warning",
+            env={"PARWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+                 "PARWATCH_DATA_DIR": str(tmp_path / role), "PARWATCH_QUERY_PORT": "0"},
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert lines[-1].startswith("parwatch: error: Kafka broker 127.0.0.1:")
+        assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr
