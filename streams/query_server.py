@@ -73,6 +73,7 @@ log = logging.getLogger("parwatch.query_server")
 
 T = TypeVar("T")
 MAX_BODY_BYTES = 1 << 20  # queries and form fields; results are not limited
+DRAIN_BYTES = 64 << 20  # a refused body up to this size is read before the 413
 SAFE_TABLE_FUNCTIONS = frozenset({
     "numbers", "numbers_mt", "zeros", "zeros_mt", "values", "null", "view", "generateSeries",
     "generate_series", "merge",
@@ -562,6 +563,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not length.isdigit():
             raise QueryError(BAD_ARGUMENTS, "Bad Content-Length")
         if int(length) > limit:
+            # Read it (up to DRAIN_BYTES) before answering, so that the client, still sending,
+            # gets the 413 instead of a broken pipe; beyond that the connection is closed.
+            left = int(length)
+            while 0 < left <= DRAIN_BYTES and (chunk := self.rfile.read(min(left, 1 << 20))):
+                left -= len(chunk)
             raise QueryError(QUERY_IS_TOO_LARGE, f"Request body is larger than {limit} bytes")
         return self.rfile.read(int(length))
 
