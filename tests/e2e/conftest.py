@@ -18,6 +18,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from parwatch.broker import EmbeddedBroker
+from schemas.kpi import KpiRow, rows_to_json
 from schemas.topics import Topics
 from streams.status import wait_for_messages
 
@@ -101,6 +102,15 @@ class Pipeline:
             [sys.executable, "-m", "parwatch.cli", *args],
             env=self.env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
+
+    def assert_kpis_equal_truth(self, truth: list[KpiRow]) -> None:
+        """Every month, quarter and year row of `parwatch kpi --json` equals the ground truth."""
+        measured = []
+        for period in ("month", "quarter", "year"):
+            measured += self.cli_json("kpi", "--json", "--period", period)
+        expected = rows_to_json(truth)
+        assert len(measured) == len(expected) > 100
+        assert sorted(measured, key=json.dumps) == sorted(expected, key=json.dumps)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args)
