@@ -168,6 +168,34 @@ async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int])
         log.warning("offset commit failed (rows are written; they will be re-read): %s", exc)
 
 
+STOP_TIMEOUT_S = 20.0
+
+
+async def poll(
+    consumer: AIOKafkaConsumer, stop: asyncio.Event, timeout_ms: int, max_records: int
+) -> dict[TopicPartition, list[Any]]:
+    """``getmany``, given up when ``stop`` is set: while the group rebalances, getmany waits for
+    an assignment, and a stop request must not wait for that."""
+    fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=timeout_ms, max_records=max_records))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not fetch.done():
+        fetch.cancel()
+        return {}
+    return fetch.result()  # type: ignore[no-any-return]
+
+
+async def stop_client(client: Any, what: str) -> None:
+    """Stop a Kafka client, but not forever: leaving the group waits for a rebalance in
+    progress, and one was seen to hang on the broker. Everything written is committed by then;
+    what is not will be read again (and recognised as redelivered) by whoever owns it next."""
+    try:
+        await asyncio.wait_for(client.stop(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("Kafka %s did not stop within %.0f s; exiting anyway", what, STOP_TIMEOUT_S)
+
+
 class StateCache(MutableMapping[str, Any]):
     """Entity states of the owned partitions; ``None`` marks "no events yet".
 
@@ -304,9 +332,9 @@ class Engine:
 
     async def _close(self) -> None:
         if self.consumer is not None:
-            await self.consumer.stop()
+            await stop_client(self.consumer, "consumer")
         if self.producer is not None:
-            await self.producer.stop()
+            await stop_client(self.producer, "producer")
         self.sink.close()
         self.reader.close()
 
@@ -316,7 +344,7 @@ class Engine:
         next_catalog_check = time.monotonic() + cfg.catalog_check_s
         poll_ms = max(10, int(cfg.flush_interval_s * 1000 / 2))
         while not self._stop.is_set():
-            records = await self.consumer.getmany(timeout_ms=poll_ms, max_records=cfg.max_rows)
+            records = await poll(self.consumer, self._stop, poll_ms, cfg.max_rows)
             if records:
                 await self._handle(records)
                 self.inspections.trim()  # between batches only (see StateCache)
@@ -535,11 +563,11 @@ class RowSink:
             log.info("sink started: warehouse %s, topic %s", cfg.warehouse.describe(),
                      cfg.rows_topic)  # fmt: skip
             while not self._stop.is_set():
-                records = await consumer.getmany(timeout_ms=200, max_records=50)
+                records = await poll(consumer, self._stop, 200, 50)
                 if records:
                     await self._write(consumer, records)
         finally:
-            await consumer.stop()
+            await stop_client(consumer, "consumer")
             self.sink.close()
 
     async def _write(self, consumer: AIOKafkaConsumer, records: dict[Any, list[Any]]) -> None:
