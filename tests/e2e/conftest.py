@@ -40,6 +40,7 @@ class Pipeline:
             "PARWATCH_BROKER_SESSION_TIMEOUT_S": "3",
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.others: list[subprocess.Popen[bytes]] = []  # more workers a test starts itself
 
     def start_worker(self, *args: str) -> None:
         log = (self.data_dir / "worker.log").open("ab")
@@ -122,6 +123,7 @@ class Pipeline:
 def pipeline(broker: EmbeddedBroker, topics: Topics, tmp_path: Path) -> Iterator[Pipeline]:
     p = Pipeline(broker, topics, tmp_path)
     yield p
-    if p.proc is not None and p.proc.poll() is None:
-        p.proc.kill()
-        p.proc.wait()
+    for proc in [p.proc, *p.others]:  # whatever a failed test left running
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()

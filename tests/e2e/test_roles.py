@@ -36,6 +36,7 @@ def _start(pipeline: Pipeline, role: str, name: str) -> tuple[subprocess.Popen[b
         [sys.executable, "-m", "parwatch.cli", "worker", "--role", role, "--loglevel", "info"],
         env=env, stdout=(data / "worker.log").open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
+    pipeline.others.append(proc)
     return proc, data / "worker-status.json"
 
 
