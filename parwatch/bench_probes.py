@@ -160,16 +160,6 @@ def delete_topics(bootstrap: str, prefixes: tuple[str, ...], options: Mapping[st
         admin.close()
 
 
-def aiokafka_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """kafka-python security options in aiokafka's terms."""
-    out = {k: v for k, v in options.items() if k != "ssl_cafile"}
-    if "ssl_cafile" in options:
-        from aiokafka.helpers import create_ssl_context
-
-        out["ssl_context"] = create_ssl_context(cafile=options["ssl_cafile"])
-    return out
-
-
 async def consume_all(
     bootstrap: str, topics: Sequence[str], expected: int, options: Mapping[str, Any],
     progress: Progress, timeout_s: float,
@@ -181,7 +171,7 @@ async def consume_all(
     started = time.perf_counter()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", **aiokafka_options(options),
+        auto_offset_reset="earliest", **wiring.aiokafka_options(options),
     )  # fmt: skip
     await consumer.start()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from clickhouse_connect.driver.client import Client
@@ -39,11 +40,12 @@ def kafka_options(settings: Settings) -> dict[str, Any]:
     return opts
 
 
-def aiokafka_options(settings: Settings) -> dict[str, Any]:
-    """The same security options, as aiokafka (the worker's client) names them."""
-    opts = kafka_options(settings)
+def aiokafka_options(kafka_python_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The same security options (``kafka_options``), as aiokafka (the worker's and the bench's
+    consumer) names them: a CA file becomes an SSL context."""
+    opts = dict(kafka_python_options)
     cafile = opts.pop("ssl_cafile", None)
-    if cafile is not None or opts["security_protocol"] in ("SSL", "SASL_SSL"):
+    if cafile is not None or opts.get("security_protocol") in ("SSL", "SASL_SSL"):
         from aiokafka.helpers import create_ssl_context
 
         opts["ssl_context"] = create_ssl_context(cafile=cafile)

@@ -75,7 +75,7 @@ def worker_config(settings: Settings, role: str = "all") -> WorkerConfig:
         max_rows=settings.worker_max_rows,
         state_cache_entities=settings.worker_state_cache,
         flush_interval_s=settings.worker_flush_interval_s,
-        kafka_options=wiring.aiokafka_options(settings),
+        kafka_options=wiring.aiokafka_options(wiring.kafka_options(settings)),
         keyring=_keyring(settings),
     )
 

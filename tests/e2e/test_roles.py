@@ -61,10 +61,11 @@ def _sink_caught_up(bootstrap: str, rows_topic: str, group: str, timeout_s: floa
         admin.close()
 
 
-def _owned_by_survivors(workers: dict[str, Any]) -> set[str]:
+def _owned_by_live_workers(workers: dict[str, Any]) -> set[str]:
+    """The partitions that running workers say they own (their status files)."""
     owned: set[str] = set()
-    for name, (proc, status) in workers.items():
-        if name != "c0" and proc.poll() is None:
+    for proc, status in workers.values():
+        if proc.poll() is None:
             owned |= set((read_status(status) or {}).get("assigned", []))
     return owned
 
@@ -97,10 +98,7 @@ def test_three_classifiers_one_killed_and_a_sink(
 
     def sample() -> None:
         nonlocal longest_gap, formed
-        owned: set[str] = set()
-        for proc, status in workers.values():
-            if proc.poll() is None:
-                owned |= set((read_status(status) or {}).get("assigned", []))
+        owned = _owned_by_live_workers(workers)
         now = time.monotonic()
         formed = formed or owned == everything
         if not formed:
@@ -126,7 +124,7 @@ def test_three_classifiers_one_killed_and_a_sink(
     # once. Apache Kafka handles that; Tansu is what runs here.)
     deadline = time.monotonic() + SESSION_S + 30
     sample()
-    while _owned_by_survivors(workers) != everything:
+    while _owned_by_live_workers(workers) != everything:  # c0 is dead: survivors
         assert time.monotonic() < deadline, "the survivors did not take over"
         time.sleep(0.05)
         sample()
