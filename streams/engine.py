@@ -467,13 +467,7 @@ class Engine:
         else:
             written = await self.sink.write(batch.rows.take(), batch.token())
         await self._commit(batch.offsets)
-        s = self.sink.stats
-        s.messages += batch.messages
-        for result, n in batch.results.items():
-            s.by_result[result] += n
-        s.rows += written
-        s.flushes += 1
-        s.last_flush_s = time.monotonic() - started
+        self.sink.stats.record_flush(batch.messages, written, started, batch.results)
         self.inspections.write_done()
         self.dossiers.write_done()
         self._write_status()
@@ -587,13 +581,9 @@ class RowSink:
         started = time.monotonic()
         written = await self.sink.write(dict(tables), batch_token(tokens)) if tokens else 0
         await commit(consumer, offsets)
-        s = self.sink.stats
-        s.messages += messages
-        s.rows += written
-        s.flushes += 1
-        s.last_flush_s = time.monotonic() - started
+        self.sink.stats.record_flush(messages, written, started)
         if self.cfg.status_path is not None:
-            write_status(self.cfg.status_path, s)
+            write_status(self.cfg.status_path, self.sink.stats)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

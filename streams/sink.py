@@ -44,6 +44,17 @@ class SinkStats:
     last_error: str | None = None
     assigned: list[str] = field(default_factory=list)  # topic/partition this worker owns
 
+    def record_flush(
+        self, messages: int, rows: int, started: float, results: dict[str, int] | None = None
+    ) -> None:
+        """Count one write-and-commit of ``messages`` messages (``rows`` rows)."""
+        self.messages += messages
+        for result, n in (results or {}).items():
+            self.by_result[result] += n
+        self.rows += rows
+        self.flushes += 1
+        self.last_flush_s = time.monotonic() - started
+
 
 class ClickHouseSink:
     def __init__(
