@@ -90,6 +90,9 @@ class Settings(BaseSettings):
         5_000, ge=1, description="entity states the worker keeps in memory (others: from CH)"
     )
     worker_flush_interval_s: float = Field(0.5, gt=0, description="longest wait before an insert")
+    worker_decode_processes: int = Field(
+        1, ge=0, le=1, description="1: validate events in a second process (two cores); 0: inline"
+    )
 
     @property
     def topics(self) -> Topics:

@@ -17,7 +17,7 @@ keeps the row with the highest version, which is the complete state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
@@ -25,6 +25,7 @@ from schemas.kpi import InspectionClass, classify_inspection
 from schemas.service import ServiceEventV1
 
 Position = tuple[int, int]  # (partition, offset) of the first accepted copy
+EventKey = int  # ``event_id.int``: cheaper per event than the UUID's text, and the same identity
 
 
 class Outcome(Enum):
@@ -33,7 +34,7 @@ class Outcome(Enum):
     DUPLICATE = "duplicate"
 
 
-def _outcome(seen: dict[str, Position], event_id: str, position: Position) -> Outcome:
+def _outcome(seen: dict[EventKey, Position], event_id: EventKey, position: Position) -> Outcome:
     first = seen.get(event_id)
     if first is None:
         return Outcome.NEW
@@ -45,11 +46,11 @@ class InspectionState:
     has_online: bool = False
     has_in_person: bool = False
     activities: int = 0
-    opened_at: datetime | None = None
-    concluded_at: datetime | None = None  # the latest `concluded` event
+    opened_at: int | None = None  # milliseconds since 1970 UTC (``ticks_ms``), the earliest
+    concluded_at: int | None = None  # the latest `concluded` event, milliseconds
     cancelled: bool = False
     sector: str | None = None
-    seen: dict[str, Position] = field(default_factory=dict)
+    seen: dict[EventKey, Position] = field(default_factory=dict)
 
     @property
     def version(self) -> int:
@@ -60,35 +61,59 @@ class InspectionState:
         return classify_inspection(self.has_online, self.has_in_person)
 
 
+InspectionFacts = tuple[EventKey, str, bool | None, int, str | None]
+"""What the classification reads of an inspection event: (event key, event type, in person?
+(activity events only), occurred_at in milliseconds since 1970 UTC, sector). A plain tuple:
+it crosses processes (``streams.decoder``), and plain tuples pickle fastest."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def ticks_ms(moment: datetime) -> int:
+    """Milliseconds since 1970 UTC, floored: what a ``DateTime64(3)`` column stores (and what
+    clickhouse-connect writes for a datetime)."""
+    return (moment - _EPOCH) // _MS
+
+
+def inspection_facts(event: InspectionEventV1) -> InspectionFacts:
+    act = event.activity
+    in_person = None if act is None else act.mode in IN_PERSON_MODES
+    return (
+        event.event_id.int, event.event_type, in_person, ticks_ms(event.occurred_at), event.sector
+    )  # fmt: skip
+
+
 def apply_inspection(
-    state: InspectionState, event: InspectionEventV1, position: Position
+    state: InspectionState, event: InspectionEventV1 | InspectionFacts, position: Position
 ) -> tuple[InspectionState, Outcome]:
     """The state after ``event``; unchanged for a redelivery or a duplicate."""
-    eid = str(event.event_id)
+    eid, kind, in_person, occurred_ms, sector = (
+        event if isinstance(event, tuple) else inspection_facts(event)
+    )
     outcome = _outcome(state.seen, eid, position)
     if outcome is not Outcome.NEW:
         return state, outcome
     has_online, has_in_person, activities = state.has_online, state.has_in_person, state.activities
     opened_at, concluded_at, cancelled = state.opened_at, state.concluded_at, state.cancelled
-    kind = event.event_type
-    if kind == "activity" and event.activity is not None:
+    if kind == "activity" and in_person is not None:
         activities += 1
-        if event.activity.mode in IN_PERSON_MODES:
+        if in_person:
             has_in_person = True
         else:
             has_online = True
     elif kind == "opened":
-        if opened_at is None or event.occurred_at < opened_at:
-            opened_at = event.occurred_at
+        if opened_at is None or occurred_ms < opened_at:
+            opened_at = occurred_ms
     elif kind == "concluded":
-        if concluded_at is None or event.occurred_at > concluded_at:
-            concluded_at = event.occurred_at
+        if concluded_at is None or occurred_ms > concluded_at:
+            concluded_at = occurred_ms
     elif kind == "cancelled":
         cancelled = True
     # The constructor, not dataclasses.replace: this runs for every event (replace is slow).
     new = InspectionState(
         has_online, has_in_person, activities, opened_at, concluded_at, cancelled,
-        event.sector if event.sector is not None else state.sector,
+        sector if sector is not None else state.sector,
         {**state.seen, eid: position},
     )  # fmt: skip
     return new, outcome
@@ -96,14 +121,15 @@ def apply_inspection(
 
 @dataclass(frozen=True)
 class DossierState:
-    seen: dict[str, Position] = field(default_factory=dict)
+    seen: dict[EventKey, Position] = field(default_factory=dict)
 
 
 def apply_service(
-    state: DossierState, event: ServiceEventV1, position: Position
+    state: DossierState, event: ServiceEventV1 | EventKey, position: Position
 ) -> tuple[DossierState, Outcome]:
-    """Dedup only: every accepted service event becomes rows of its own."""
-    eid = str(event.event_id)
+    """Dedup only: every accepted service event becomes rows of its own. ``event`` may be
+    given as its ``event_id.int``."""
+    eid = event if isinstance(event, int) else event.event_id.int
     outcome = _outcome(state.seen, eid, position)
     if outcome is not Outcome.NEW:
         return state, outcome

@@ -27,7 +27,6 @@ cost. The classification itself is the same pure code.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import defaultdict
@@ -36,22 +35,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from schemas.catalog import Catalog, bundled_dir, load_catalog
-from schemas.errors import InvalidEvent
-from schemas.inspection import InspectionEventV1
 from schemas.signing import Keyring, check_signature
 from schemas.topics import Topics
+from streams.decoder import Decoder
 from streams.processor import (
-    Event,
-    Processed,
+    INSPECTION,
+    REFUSED,
+    Decoded,
+    Refused,
+    Result,
     RowBuffer,
-    apply_event,
-    decode_message,
-    refuse,
+    apply_decoded,
+    refused,
 )
 from streams.reference import load_catalog_tables
 from streams.restore import load_states
@@ -82,6 +83,7 @@ class WorkerConfig:
     rows_topic: str = "warehouse-rows"
     kafka_options: dict[str, Any] = field(default_factory=dict)  # aiokafka security options
     keyring: Keyring | None = None  # given: signing is enforced (EVENTS.md, bad_signature)
+    decode_processes: int = 1  # 1: decode in a child process (see ``decoder``); 0: in this one
 
     @property
     def sink_group(self) -> str:
@@ -95,31 +97,13 @@ ROLES = {
 }
 
 
-def dead_letter_message(refusal: InvalidEvent, refused_at: datetime) -> bytes:
-    """The value published on the dead-letters topic (JSON, payload redacted where PII)."""
-    return json.dumps(
-        {
-            "reason": refusal.reason.value,
-            "detail": refusal.detail,
-            "errors": [e.as_dict() for e in refusal.errors],
-            "agency_code": refusal.agency_code,
-            "event_id": refusal.event_id,
-            "topic": refusal.topic,
-            "partition": refusal.partition,
-            "offset": refusal.offset,
-            "refused_at": refused_at.isoformat(),
-            "payload": refusal.payload.decode("utf-8", errors="replace"),
-        },
-        ensure_ascii=False,
-    ).encode()
-
-
 class CatalogHolder:
     """The agency catalog, reloaded when its files change (no restart needed)."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self.catalog: Catalog = load_catalog(directory)
+        self.codes = frozenset(self.catalog.agencies)  # what decoding needs, cheap to pickle
         self._mtime = self._stamp()
 
     def _stamp(self) -> float:
@@ -131,6 +115,7 @@ class CatalogHolder:
         if stamp == self._mtime:
             return False
         self.catalog, self._mtime = load_catalog(self.directory), stamp
+        self.codes = frozenset(self.catalog.agencies)
         log.info("agency catalog reloaded: %d agencies", len(self.catalog.agencies))
         return True
 
@@ -281,6 +266,16 @@ class Batch:
         return batch_token(bounds)
 
 
+@dataclass
+class Pending:
+    """A fetched batch being decoded."""
+
+    groups: list[tuple[TopicPartition, list[Any]]]  # messages by partition, in fetch order
+    decoded: asyncio.Future[list[Decoded | Refused]]
+    generation: int
+    now: datetime
+
+
 class Engine:
     def __init__(self, cfg: WorkerConfig, *, open_client: Callable[[], Any] | None = None) -> None:
         self.cfg = cfg
@@ -295,6 +290,7 @@ class Engine:
         capacity = cfg.state_cache_entities if cfg.role == "all" else 2**62
         self.inspections = StateCache(capacity)
         self.dossiers = StateCache(capacity)
+        self.decoder = Decoder(cfg.decode_processes)
         self.batch = Batch()
         self.generation = 0
         self._inflight: asyncio.Task[None] | None = None
@@ -316,6 +312,7 @@ class Engine:
         )  # fmt: skip
         self.consumer = group_consumer(cfg, cfg.app_id, fetch_bytes=4 * 1024 * 1024)
         try:
+            await self.decoder.start()
             await self.producer.start()
             self.consumer.subscribe(
                 [cfg.topics.inspections, cfg.topics.services], listener=_Rebalance(self)
@@ -337,18 +334,25 @@ class Engine:
             await stop_client(self.producer, "producer")
         self.sink.close()
         self.reader.close()
+        self.decoder.close()
 
     async def _loop(self) -> None:
+        """Fetch batch k+1 and hand it to the decoder, then apply batch k: the decoding process
+        works on one batch while this one applies the other."""
         assert self.consumer is not None
         cfg = self.cfg
         next_catalog_check = time.monotonic() + cfg.catalog_check_s
         poll_ms = max(10, int(cfg.flush_interval_s * 1000 / 2))
+        pending: Pending | None = None
         while not self._stop.is_set():
-            records = await poll(self.consumer, self._stop, poll_ms, cfg.max_rows)
-            if records:
-                await self._handle(records)
+            wait_ms = 0 if pending is not None else poll_ms
+            records = await poll(self.consumer, self._stop, wait_ms, cfg.max_rows)
+            decoding = self._submit(records) if records else None
+            if pending is not None:
+                await self._apply(pending)
                 self.inspections.trim()  # between batches only (see StateCache)
                 self.dossiers.trim()
+            pending = decoding
             b = self.batch
             if len(b.rows) >= cfg.max_rows or (
                 b.messages and time.monotonic() - b.started >= cfg.flush_interval_s
@@ -357,67 +361,89 @@ class Engine:
             if time.monotonic() >= next_catalog_check:
                 next_catalog_check = time.monotonic() + cfg.catalog_check_s
                 await self._maybe_reload_catalog()
+        if pending is not None:  # fetched and not applied: applied now, then written
+            await self._apply(pending)
 
     # -- one batch of messages -------------------------------------------------------------
 
-    async def _handle(self, records: dict[TopicPartition, list[Any]]) -> None:
-        generation = self.generation
+    def _submit(self, records: dict[TopicPartition, list[Any]]) -> Pending:
+        """Hand a fetched batch to the decoder (it starts at once)."""
         now = datetime.now(UTC)
-        scratch = RowBuffer()
-        known = self.catalog.catalog.agencies
-        keyring = self.cfg.keyring
-        decoded: list[tuple[TopicPartition, Any, bytes, Origin, Event | Processed]] = []
-        for tp, messages in records.items():
-            for m in messages:
-                at = Origin(tp.topic, tp.partition, m.offset)
-                value = m.value or b""
-                ev = decode_message(value, at, now=now, known_agencies=known, out=scratch)
-                if keyring is not None and not isinstance(ev, Processed):
-                    forged = check_signature(value, m.headers, keyring, ev.agency_code, now=now)
-                    if forged is not None:
-                        forged.event_id = str(ev.event_id)
-                        ev = refuse(forged, at, now, scratch)
-                decoded.append((tp, m, value, at, ev))
-        await self._restore([d[4] for d in decoded])
-        if generation != self.generation:
+        groups = list(records.items())
+        values = [m.value or b"" for _, ms in groups for m in ms]
+        origins = [(tp.topic, tp.partition, m.offset) for tp, ms in groups for m in ms]
+        decoded = self.decoder.submit(values, origins, now, self.catalog.codes)
+        return Pending(groups, decoded, self.generation, now)
+
+    async def _apply(self, p: Pending) -> None:
+        """Dedupe, classify and buffer a decoded batch (after fetching missing states)."""
+        decoded: list[Any] = await p.decoded  # Decoded | Refused tuples
+        if p.generation != self.generation:
             return  # a rebalance happened meanwhile: these messages will be read again
+        now = p.now
+        if self.cfg.keyring is not None:
+            self._check_signatures(p, decoded)
+        await self._restore(decoded)
+        if p.generation != self.generation:
+            return
         batch = self.batch
         out = batch.rows
-        for table, rows_ in scratch.tables.items():
-            out.tables[table].extend(rows_)
-        for tp, m, value, at, ev in decoded:
-            if isinstance(ev, Processed):
-                done = ev
-                if done.refusal is not None:
-                    batch.dead_letters.append(await self._send_dead_letter(m, done, now))
-            else:
-                done = apply_event(
-                    ev, value, at, now=now, inspection_states=self.inspections,
-                    dossier_states=self.dossiers, out=out,
-                )  # fmt: skip
-            batch.results[done.result.value] += 1
-            batch.first.setdefault(tp, m.offset)
-            batch.offsets[tp] = m.offset + 1
-            batch.messages += 1
+        results = batch.results
+        inspections, dossiers = self.inspections, self.dossiers
+        i = 0
+        for tp, messages in p.groups:
+            topic, partition = tp.topic, tp.partition
+            for m in messages:
+                d = decoded[i]
+                i += 1
+                at = Origin(topic, partition, m.offset)
+                if d[0] != REFUSED:
+                    result = apply_decoded(
+                        d, at, now=now, inspection_states=inspections, dossier_states=dossiers,
+                        out=out,
+                    )  # fmt: skip
+                else:
+                    out.tables["dead_letters"].append(d[1])
+                    batch.dead_letters.append(await self._send_dead_letter(m, d[2]))
+                    result = Result.REFUSED
+                results[result.value] += 1
+            batch.first.setdefault(tp, messages[0].offset)
+            batch.offsets[tp] = messages[-1].offset + 1
+            batch.messages += len(messages)
 
-    async def _send_dead_letter(self, m: Any, done: Processed, now: datetime) -> Any:
-        assert self.producer is not None and done.refusal is not None
-        value = dead_letter_message(done.refusal, now)
+    def _check_signatures(self, p: Pending, decoded: list[Any]) -> None:
+        """With a keyring, a decoded event whose signature does not hold becomes a refusal."""
+        assert self.cfg.keyring is not None
+        i = 0
+        for tp, messages in p.groups:
+            for m in messages:
+                d = decoded[i]
+                if d[0] != REFUSED:
+                    forged = check_signature(
+                        m.value or b"", m.headers, self.cfg.keyring, d[3], now=p.now
+                    )
+                    if forged is not None:
+                        forged.event_id = str(UUID(int=d[2]))
+                        at = Origin(tp.topic, tp.partition, m.offset)
+                        decoded[i] = refused(forged, at, p.now)
+                i += 1
+
+    async def _send_dead_letter(self, m: Any, value: bytes) -> Any:
+        assert self.producer is not None
         return await self.producer.send(self.cfg.topics.dead_letters, key=m.key, value=value)
 
-    async def _restore(self, events: list[Event | Processed]) -> None:
+    async def _restore(self, decoded: list[Any]) -> None:  # Decoded | Refused tuples
         """Fetch from the warehouse the states of the entities not in the caches."""
         want_i: dict[str, tuple[str, str]] = {}
         want_d: dict[str, tuple[str, str]] = {}
-        for ev in events:
-            if isinstance(ev, Processed):
-                continue
-            key = ev.key
-            if isinstance(ev, InspectionEventV1):
-                if key not in self.inspections:
-                    want_i[key] = (ev.agency_code, ev.inspection_id)
-            elif key not in self.dossiers:
-                want_d[key] = (ev.agency_code, ev.dossier_id)
+        inspections, dossiers = self.inspections, self.dossiers
+        for d in decoded:
+            kind, key = d[0], d[1]
+            if kind == INSPECTION:
+                if key not in inspections:
+                    want_i[key] = (d[3], d[4])
+            elif kind != REFUSED and key not in dossiers:
+                want_d[key] = (d[3], d[4])
         if not want_i and not want_d:
             return
         ins, dos = await self.reader.call(

@@ -1,5 +1,11 @@
 """One message in, rows out: decode -> dedupe/classify -> rows. Pure apart from ``states``.
 
+Two steps, so that the first can run in another process (``streams.decoder``):
+
+1. ``decode_one`` (no state): the bytes become a ``Decoded`` (the event's own rows, and the
+   few facts the second step needs) or a ``Refused`` (its dead-letter row and message);
+2. ``apply_decoded`` (the entity states): dedupe, classify, and add the rows to a buffer.
+
 ``states`` is any mutable mapping from the entity key (``{agency}:{inspection_id}`` or
 ``{agency}:{dossier_id}``) to the entity's state (``None`` or absent: no events yet): the
 worker's bounded cache (``engine.StateCache``), a dict in tests.
@@ -9,6 +15,7 @@ The caller passes ``now`` (for the future-timestamp rule and ``_ingested_at``) a
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Container, MutableMapping
 from dataclasses import dataclass, field
@@ -21,7 +28,16 @@ from schemas.errors import InvalidEvent
 from schemas.inspection import InspectionEventV1
 from schemas.service import ServiceEventV1
 from streams import rows
-from streams.classify import DossierState, InspectionState, Outcome, apply_inspection, apply_service
+from streams.classify import (
+    DossierState,
+    InspectionFacts,
+    InspectionState,
+    Outcome,
+    apply_inspection,
+    apply_service,
+    inspection_facts,
+    ticks_ms,
+)
 
 
 class Result(Enum):
@@ -57,6 +73,85 @@ class Processed:
 
 Event = InspectionEventV1 | ServiceEventV1
 _NO_INSPECTION, _NO_DOSSIER = InspectionState(), DossierState()
+INSPECTION, SERVICE, REFUSED = 0, 1, 2
+
+Decoded = tuple[int, str, int, str, str, InspectionFacts | None, tuple[tuple[str, rows.Row], ...]]
+"""A valid event, ready for ``apply_decoded``: (INSPECTION or SERVICE, entity key, event_id.int,
+agency_code, inspection_id or dossier_id, ``InspectionFacts`` (inspections only), the event's
+own rows (written unless it is a duplicate)). Plain tuples of plain values: they cross processes
+(``streams.decoder``), and nothing pickles faster."""
+
+Refused = tuple[int, rows.Row, bytes, str | None]
+"""A refused message: (REFUSED, its dead-letter row, the value for the dead-letters topic,
+agency_code)."""
+
+
+def summarize(event: Event, raw: bytes, at: rows.Origin, now_ms: int) -> Decoded:
+    """The ``Decoded`` of a valid event; ``now_ms`` is ``ticks_ms(now)``."""
+    if isinstance(event, InspectionEventV1):
+        row = rows.inspection_event_row(event, raw, at, now_ms)
+        return (
+            INSPECTION, event.key, event.event_id.int, event.agency_code, event.inspection_id,
+            inspection_facts(event), (("inspection_events", row),),
+        )  # fmt: skip
+    own: tuple[tuple[str, rows.Row], ...] = (
+        ("service_events", rows.service_event_row(event, raw, at, now_ms)),
+    )
+    if event.event_type == "submitted":
+        own += (("service_submissions", rows.submission_row(event, now_ms)),)
+    return (SERVICE, event.key, event.event_id.int, event.agency_code, event.dossier_id, None, own)
+
+
+def refused(refusal: InvalidEvent, at: rows.Origin, now: datetime) -> Refused:
+    """The ``Refused`` of a refusal (from decoding or a check outside it)."""
+    refusal.at(at.topic, at.partition, at.offset)
+    return (
+        REFUSED, rows.dead_letter_row(refusal, now), dead_letter_message(refusal, now),
+        refusal.agency_code,
+    )  # fmt: skip
+
+
+def decode_one(
+    raw: bytes, at: rows.Origin, *, now: datetime, known_agencies: Container[str],
+    now_ms: int | None = None,
+) -> Decoded | Refused:  # fmt: skip
+    try:
+        event = decode(raw, known_agency=known_agencies, now=now)
+    except InvalidEvent as refusal:
+        return refused(refusal, at, now)
+    return summarize(event, raw, at, ticks_ms(now) if now_ms is None else now_ms)
+
+
+def decode_many(
+    values: list[bytes], origins: list[tuple[str, int, int]], now: datetime,
+    known_agencies: Container[str],
+) -> list[Decoded | Refused]:  # fmt: skip
+    """``decode_one`` over a batch (what the decoding process runs)."""
+    now_ms = ticks_ms(now)
+    Origin = rows.Origin
+    return [
+        decode_one(raw, Origin(*at), now=now, known_agencies=known_agencies, now_ms=now_ms)
+        for raw, at in zip(values, origins, strict=True)
+    ]
+
+
+def dead_letter_message(refusal: InvalidEvent, refused_at: datetime) -> bytes:
+    """The value published on the dead-letters topic (JSON, payload redacted where PII)."""
+    return json.dumps(
+        {
+            "reason": refusal.reason.value,
+            "detail": refusal.detail,
+            "errors": [e.as_dict() for e in refusal.errors],
+            "agency_code": refusal.agency_code,
+            "event_id": refusal.event_id,
+            "topic": refusal.topic,
+            "partition": refusal.partition,
+            "offset": refusal.offset,
+            "refused_at": refused_at.isoformat(),
+            "payload": refusal.payload.decode("utf-8", errors="replace"),
+        },
+        ensure_ascii=False,
+    ).encode()
 
 
 def decode_message(
@@ -76,6 +171,43 @@ def refuse(refusal: InvalidEvent, at: rows.Origin, now: datetime, out: RowBuffer
     return Processed(Result.REFUSED, refusal, refusal.agency_code)
 
 
+def apply_decoded(
+    d: Decoded,
+    at: rows.Origin,
+    *,
+    now: datetime,
+    inspection_states: MutableMapping[str, Any],
+    dossier_states: MutableMapping[str, Any],
+    out: RowBuffer,
+) -> Result:
+    """Dedupe and classify a decoded event against its entity's state; append its rows."""
+    kind, key, event_key, agency, entity_id, facts, own = d
+    position = (at.partition, at.offset)
+    tables = out.tables
+    if kind == INSPECTION:
+        before = inspection_states.get(key) or _NO_INSPECTION
+        state, outcome = apply_inspection(before, facts, position)  # type: ignore[arg-type]
+        if outcome is Outcome.DUPLICATE:
+            return _duplicate(d, before.seen[event_key], at, now, out)
+        if outcome is Outcome.NEW:
+            inspection_states[key] = state
+        for table, row in own:
+            tables[table].append(row)
+        tables["inspection_classifications"].append(
+            rows.classification_row(agency, entity_id, state, now)
+        )
+    else:
+        dossier = dossier_states.get(key) or _NO_DOSSIER
+        new_dossier, outcome = apply_service(dossier, event_key, position)
+        if outcome is Outcome.DUPLICATE:
+            return _duplicate(d, dossier.seen[event_key], at, now, out)
+        if outcome is Outcome.NEW:
+            dossier_states[key] = new_dossier
+        for table, row in own:
+            tables[table].append(row)
+    return Result.ACCEPTED if outcome is Outcome.NEW else Result.REDELIVERED
+
+
 def apply_event(
     event: Event,
     raw: bytes,
@@ -86,32 +218,11 @@ def apply_event(
     dossier_states: MutableMapping[str, Any],
     out: RowBuffer,
 ) -> Processed:
-    """Dedupe and classify a decoded event against its entity's state; append its rows."""
-    position = (at.partition, at.offset)
-    key = event.key
-    if isinstance(event, InspectionEventV1):
-        before = inspection_states.get(key) or _NO_INSPECTION
-        state, outcome = apply_inspection(before, event, position)
-        if outcome is Outcome.DUPLICATE:
-            return _duplicate(event, key, before.seen[str(event.event_id)], at, now, out)
-        if outcome is Outcome.NEW:
-            inspection_states[key] = state
-        out.add("inspection_events", rows.inspection_event_row(event, raw, at, now))
-        out.add(
-            "inspection_classifications",
-            rows.classification_row(event.agency_code, event.inspection_id, state, now),
-        )
-    else:
-        dossier = dossier_states.get(key) or _NO_DOSSIER
-        new_dossier, outcome = apply_service(dossier, event, position)
-        if outcome is Outcome.DUPLICATE:
-            return _duplicate(event, key, dossier.seen[str(event.event_id)], at, now, out)
-        if outcome is Outcome.NEW:
-            dossier_states[key] = new_dossier
-        out.add("service_events", rows.service_event_row(event, raw, at, now))
-        if event.event_type == "submitted":
-            out.add("service_submissions", rows.submission_row(event, now))
-    result = Result.ACCEPTED if outcome is Outcome.NEW else Result.REDELIVERED
+    """``apply_decoded`` for an event decoded in this process."""
+    result = apply_decoded(
+        summarize(event, raw, at, ticks_ms(now)), at, now=now, inspection_states=inspection_states,
+        dossier_states=dossier_states, out=out,
+    )  # fmt: skip
     return Processed(result, agency_code=event.agency_code)
 
 
@@ -136,14 +247,7 @@ def process(
 
 
 def _duplicate(
-    event: InspectionEventV1 | ServiceEventV1,
-    key: str,
-    first: tuple[int, int],
-    at: rows.Origin,
-    now: datetime,
-    out: RowBuffer,
-) -> Processed:
-    out.add(
-        "duplicates", rows.duplicate_row(event.event_id, event.agency_code, key, first, at, now)
-    )
-    return Processed(Result.DUPLICATE, agency_code=event.agency_code)
+    d: Decoded, first: tuple[int, int], at: rows.Origin, now: datetime, out: RowBuffer
+) -> Result:
+    out.add("duplicates", rows.duplicate_row(d[2], d[3], d[1], first, at, now))
+    return Result.DUPLICATE

@@ -18,6 +18,7 @@ from streams.classify import (
     apply_inspection,
     apply_service,
     prefill_class,
+    ticks_ms,
 )
 from tests.conftest import make_inspection_event, make_service_event
 
@@ -53,8 +54,8 @@ def test_final_state_does_not_depend_on_arrival_order(order: tuple[int, ...]) ->
     assert state.classification == "hybrid"
     assert state.activities == 2
     assert state.version == 5
-    assert state.concluded_at == datetime.fromisoformat("2024-06-12T16:00:00+07:00")
-    assert state.opened_at == datetime.fromisoformat("2024-06-01T08:00:00+07:00")
+    assert state.concluded_at == ticks_ms(datetime.fromisoformat("2024-06-12T16:00:00+07:00"))
+    assert state.opened_at == ticks_ms(datetime.fromisoformat("2024-06-01T08:00:00+07:00"))
 
 
 def test_classes() -> None:

@@ -1,0 +1,157 @@
+"""The fast models (``schemas.fastpath``) accept only what the contract's models accept, with
+equal values; everything else is left to the contract's models."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from producers.simulator import SimulationConfig, simulate
+from schemas.catalog import load_catalog
+from schemas.events import EVENT_ADAPTER
+from schemas.example_payloads import load_examples
+from schemas.fastpath import FAST_ADAPTER, nfc_safe
+from tests.conftest import make_inspection_event, make_service_event
+
+
+def _fast(raw: bytes) -> Any:
+    try:
+        return FAST_ADAPTER.validate_json(raw)
+    except ValidationError:
+        return None
+
+
+def _full(raw: bytes) -> Any:
+    try:
+        return EVENT_ADAPTER.validate_json(raw)
+    except ValidationError:
+        return None
+
+
+def _same(fast: Any, full: Any) -> None:
+    assert isinstance(fast, type(full))  # a subclass of the contract's model
+    assert fast.model_dump() == full.model_dump()
+    assert fast.model_extra == full.model_extra
+    assert fast.occurred_at.utcoffset() == full.occurred_at.utcoffset()
+
+
+def test_simulated_payloads_give_the_same_events() -> None:
+    sim = simulate(SimulationConfig(seed=11, events=3000), load_catalog())
+    fast_count = 0
+    for m in sim.messages:
+        full = _full(m.value)
+        fast = _fast(m.value) if nfc_safe(m.value) else None
+        if fast is not None:
+            fast_count += 1
+            assert full is not None, m.value
+            _same(fast, full)
+    assert fast_count > 0.95 * len(sim.messages)  # the common case does take the fast path
+
+
+def test_examples_give_the_same_events() -> None:
+    examples = load_examples()
+    assert examples
+    for ex in examples:
+        raw = json.dumps(ex.payload, ensure_ascii=False).encode() if hasattr(ex, "payload") else ex
+        full, fast = _full(raw), _fast(raw)
+        if fast is not None:
+            assert full is not None
+            _same(fast, full)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2024-06-10t09:30:00+07:00",  # lower-case t: valid, contract's path
+        "2024-06-10T09:30:00z",
+        "2024-06-10T09:30:00.123456789Z",  # nanoseconds: truncated by the contract's path
+        "2024-06-10T09:30:00.1234567+07:00",
+    ],
+)
+def test_rarer_timestamp_forms_take_the_contracts_path(when: str) -> None:
+    raw = json.dumps(make_inspection_event(occurred_at=when)).encode()
+    assert _fast(raw) is None
+    assert _full(raw) is not None
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2024-02-30T00:00:00+07:00",
+        "2024-06-10T24:00:00Z",
+        "2024-06-10T09:30:60Z",
+        "2024-06-10T09:30:00+24:00",
+        "1970-01-01T00:00:00+00:01",  # before 1970-01-01Z
+        "1969-12-31T23:59:59Z",
+        "2024-06-10T09:30:00",
+        "2024-06-10 09:30:00Z",
+        "1718000000",
+    ],
+)
+def test_both_refuse_bad_timestamps(when: str) -> None:
+    raw = json.dumps(make_inspection_event(occurred_at=when)).encode()
+    assert _fast(raw) is None
+    assert _full(raw) is None
+
+
+def test_earliest_moment_is_accepted_by_both() -> None:
+    raw = json.dumps(make_inspection_event(occurred_at="1970-01-01T07:00:00+07:00")).encode()
+    _same(_fast(raw), _full(raw))
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    ["6F9619FF-8B86-D011-B42D-00C04FC964FF", "6f9619ff8b86d011b42d00c04fc964ff",
+     "{6f9619ff-8b86-d011-b42d-00c04fc964ff}", "urn:uuid:6f9619ff-8b86-d011-b42d-00c04fc964ff"],
+)  # fmt: skip
+def test_event_ids_agree(event_id: str) -> None:
+    raw = json.dumps(make_service_event(event_id=event_id)).encode()
+    full, fast = _full(raw), _fast(raw)
+    assert (full is None) == (fast is None)
+    if fast is not None:
+        _same(fast, full)
+
+
+def test_text_not_in_nfc_is_not_fast() -> None:
+    decomposed = unicodedata.normalize("NFD", "Thông tin và Truyền thông")
+    raw = json.dumps(make_inspection_event(sector=decomposed), ensure_ascii=False).encode()
+    assert not nfc_safe(raw)
+    assert _full(raw).sector == "Thông tin và Truyền thông"  # type: ignore[union-attr]
+    escaped = json.dumps(make_inspection_event(sector=decomposed), ensure_ascii=True).encode()
+    assert escaped.isascii() and not nfc_safe(escaped)  # \u escapes can spell anything
+    composed = json.dumps(make_inspection_event(), ensure_ascii=False).encode()
+    assert nfc_safe(composed)
+    assert not nfc_safe(b'{"a": "\xff"}')
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"inspection_id": ""}, {"inspection_id": "x" * 65}, {"sector": 5},
+        {"activity": None}, {"activity": {"mode": "telepathy"}}, {"subject_type": "robot"},
+    ],
+)  # fmt: skip
+def test_fast_refuses_what_the_contract_refuses(change: dict[str, Any]) -> None:
+    raw = json.dumps(make_inspection_event(**change), ensure_ascii=False).encode()
+    assert _full(raw) is None
+    assert _fast(raw) is None
+
+
+def test_service_rules_hold_on_the_fast_path() -> None:
+    bad = [
+        make_service_event(form={"fields_total": 3, "fields_prefilled": 4}),
+        make_service_event(form=None),
+        make_service_event(procedure_code="p" * 33),
+        make_service_event(event_type="completed"),
+    ]
+    for payload in bad:
+        raw = json.dumps(payload).encode()
+        assert _full(raw) is None and _fast(raw) is None
+    payload = make_inspection_event()
+    payload["event_type"] = "concluded"  # activity only on 'activity' events
+    raw = json.dumps(payload).encode()
+    assert _full(raw) is None and _fast(raw) is None
