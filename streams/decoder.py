@@ -20,12 +20,14 @@ import multiprocessing
 import os
 import threading
 import time
+from array import array
 from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from typing import Any
 
-from streams.processor import Decoded, Refused, decode_many
+from streams.processor import Decoded, Origins, Refused, decode_many
 
 
 class DecoderError(RuntimeError):
@@ -74,31 +76,26 @@ class Decoder:
 
     def submit(
         self,
-        values: list[bytes],
-        origins: list[tuple[str, int, int]],
+        blob: bytes,
+        lengths: array[int],
+        origins: Origins,
         now: datetime,
         known_agencies: Collection[str],
     ) -> asyncio.Future[list[Decoded | Refused]]:
-        """Start decoding a batch; the future gives one ``Decoded`` or ``Refused`` a value."""
+        """Start decoding a batch (``processor.pack_batch``); the future gives one ``Decoded``
+        or ``Refused`` a message."""
         loop = asyncio.get_running_loop()
+        args = (blob, lengths, origins, now, known_agencies)
         if self._pool is None:
             fut: asyncio.Future[list[Decoded | Refused]] = loop.create_future()
-            fut.set_result(decode_many(values, origins, now, known_agencies))
+            fut.set_result(decode_many(*args))
             return fut
-        return asyncio.ensure_future(self._remote(values, origins, now, known_agencies))
+        return asyncio.ensure_future(self._remote(args))
 
-    async def _remote(
-        self,
-        values: list[bytes],
-        origins: list[tuple[str, int, int]],
-        now: datetime,
-        known_agencies: Collection[str],
-    ) -> list[Decoded | Refused]:
+    async def _remote(self, args: tuple[Any, ...]) -> list[Decoded | Refused]:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
-                self._pool, decode_many, values, origins, now, known_agencies
-            )
+            return await loop.run_in_executor(self._pool, decode_many, *args)
         except BrokenProcessPool as exc:
             raise DecoderError(f"the decoding process died: {exc}") from exc
 

@@ -52,6 +52,7 @@ from streams.processor import (
     Result,
     RowBuffer,
     apply_decoded,
+    pack_batch,
     refused,
 )
 from streams.reference import load_catalog_tables
@@ -370,9 +371,8 @@ class Engine:
         """Hand a fetched batch to the decoder (it starts at once)."""
         now = datetime.now(UTC)
         groups = list(records.items())
-        values = [m.value or b"" for _, ms in groups for m in ms]
-        origins = [(tp.topic, tp.partition, m.offset) for tp, ms in groups for m in ms]
-        decoded = self.decoder.submit(values, origins, now, self.catalog.codes)
+        packed = pack_batch([(tp.topic, tp.partition, ms) for tp, ms in groups])
+        decoded = self.decoder.submit(*packed, now, self.catalog.codes)
         return Pending(groups, decoded, self.generation, now)
 
     async def _apply(self, p: Pending) -> None:

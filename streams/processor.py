@@ -16,6 +16,7 @@ The caller passes ``now`` (for the future-timestamp rule and ``_ingested_at``) a
 from __future__ import annotations
 
 import json
+from array import array
 from collections import defaultdict
 from collections.abc import Container, MutableMapping
 from dataclasses import dataclass, field
@@ -122,17 +123,46 @@ def decode_one(
     return summarize(event, raw, at, ticks_ms(now) if now_ms is None else now_ms)
 
 
+Origins = list[tuple[str, int, "array[int]"]]
+"""Where a batch's messages were read: (topic, partition, offsets), in message order."""
+
+
 def decode_many(
-    values: list[bytes], origins: list[tuple[str, int, int]], now: datetime,
+    blob: bytes, lengths: array[int], origins: Origins, now: datetime,
     known_agencies: Container[str],
 ) -> list[Decoded | Refused]:  # fmt: skip
-    """``decode_one`` over a batch (what the decoding process runs)."""
+    """``decode_one`` over a batch: the messages' values are ``blob`` cut at ``lengths`` (one
+    bytes object and two arrays pickle as fast as copying them; what the decoding process
+    runs)."""
     now_ms = ticks_ms(now)
     Origin = rows.Origin
-    return [
-        decode_one(raw, Origin(*at), now=now, known_agencies=known_agencies, now_ms=now_ms)
-        for raw, at in zip(values, origins, strict=True)
-    ]
+    out: list[Decoded | Refused] = []
+    start = 0
+    sizes = iter(lengths)
+    for topic, partition, offsets in origins:
+        for offset in offsets:
+            end = start + next(sizes)
+            out.append(
+                decode_one(
+                    blob[start:end],
+                    Origin(topic, partition, offset),
+                    now=now,
+                    known_agencies=known_agencies,
+                    now_ms=now_ms,
+                )  # fmt: skip
+            )
+            start = end
+    return out
+
+
+def pack_batch(
+    groups: list[tuple[str, int, list[Any]]],
+) -> tuple[bytes, array[int], Origins]:
+    """``decode_many``'s arguments from (topic, partition, Kafka messages) groups."""
+    values = [m.value or b"" for _, _, ms in groups for m in ms]
+    lengths = array("Q", [len(v) for v in values])
+    origins = [(topic, part, array("q", [m.offset for m in ms])) for topic, part, ms in groups]
+    return b"".join(values), lengths, origins
 
 
 def dead_letter_message(refusal: InvalidEvent, refused_at: datetime) -> bytes:

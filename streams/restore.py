@@ -21,30 +21,61 @@ from typing import Any
 from clickhouse_connect.driver.binding import format_query_value
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from pydantic import ValidationError
 
 from schemas.events import EVENT_ADAPTER, upgrade
+from schemas.fastpath import FAST_ADAPTER, nfc_safe
 from schemas.inspection import InspectionEventV1
 from schemas.service import ServiceEventV1
 from streams.classify import DossierState, InspectionState, apply_inspection, apply_service
 from streams.warehouse import WarehouseError
 
-# How many keys one query asks for (the IN list is sent in the query text).
-CHUNK = 2000
+# How many keys one query asks for (the IN lists are sent in the query text).
+CHUNK = 5000
+
+
+def _strings(values: Collection[str]) -> str:
+    """A ClickHouse list literal of strings, quicker than ``format_query_value`` for plain
+    text (that one costs about 3 us a value; a batch can ask for thousands)."""
+    parts = []
+    for v in values:
+        if "'" in v or "\\" in v or not v.isprintable():
+            parts.append(format_query_value(v))
+        else:
+            parts.append(f"'{v}'")
+    return "(" + ",".join(parts) + ")"
 
 
 def _rows(client: Client, table: str, entity_col: str, keys: list[tuple[str, str]]) -> list[Any]:
+    """The stored events of the (agency_code, entity id) pairs ``keys``. Asked for as two
+    plain IN lists (agencies, ids), both on the primary key, then the pairs are checked here:
+    a tuple IN list takes ClickHouse about three times as long to read."""
     out: list[Any] = []
     for i in range(0, len(keys), CHUNK):
-        wanted = tuple(keys[i : i + CHUNK])
+        wanted = set(keys[i : i + CHUNK])
+        agencies = _strings(sorted({a for a, _ in wanted}))
+        ids = _strings(sorted({e for _, e in wanted}))
         sql = (
-            f"SELECT payload, _partition, _offset FROM {table} "
-            f"WHERE (agency_code, {entity_col}) IN {format_query_value(wanted)}"
+            f"SELECT agency_code, {entity_col}, payload, _partition, _offset FROM {table} "
+            f"WHERE agency_code IN {agencies} AND {entity_col} IN {ids}"
         )
         try:
-            out.extend(client.query(sql).result_rows)
+            result = client.query(sql).result_rows
         except ClickHouseError as exc:
             raise WarehouseError(f"reading states from {table} failed: {exc}") from exc
+        out.extend(r[2:] for r in result if (r[0], r[1]) in wanted)
     return out
+
+
+def _event(payload: str) -> InspectionEventV1 | ServiceEventV1:
+    """A stored payload (accepted once) as its event: the fast models first (``fastpath``)."""
+    raw = payload.encode()
+    if nfc_safe(raw):
+        try:
+            return upgrade(FAST_ADAPTER.validate_json(raw))
+        except ValidationError:
+            pass
+    return upgrade(EVENT_ADAPTER.validate_json(raw))
 
 
 def load_states(
@@ -58,7 +89,7 @@ def load_states(
     for payload, partition, offset in _rows(
         client, "inspection_events", "inspection_id", sorted(inspections_wanted)
     ):
-        ev = upgrade(EVENT_ADAPTER.validate_json(payload))
+        ev = _event(payload)
         assert isinstance(ev, InspectionEventV1)
         state = inspections.get(ev.key, InspectionState())
         inspections[ev.key], _ = apply_inspection(state, ev, (int(partition), int(offset)))
@@ -66,7 +97,7 @@ def load_states(
     for payload, partition, offset in _rows(
         client, "service_events", "dossier_id", sorted(dossiers_wanted)
     ):
-        ev = upgrade(EVENT_ADAPTER.validate_json(payload))
+        ev = _event(payload)
         assert isinstance(ev, ServiceEventV1)
         dossier = dossiers.get(ev.key, DossierState())
         dossiers[ev.key], _ = apply_service(dossier, ev, (int(partition), int(offset)))

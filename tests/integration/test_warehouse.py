@@ -187,3 +187,31 @@ def test_states_rebuilt_from_the_warehouse_equal_the_live_ones(warehouse: Any) -
     assert rebuilt_d == doss
     unknown_i, unknown_d = load_states(warehouse, [("TH-S-TP", "nope")], [])
     assert unknown_i == {} and unknown_d == {}
+
+
+def test_states_of_awkward_ids_are_rebuilt_exactly(warehouse: Any) -> None:
+    """Entity ids with quotes, backslashes, control characters and Vietnamese text survive the
+    IN lists of the state query, and an id asked for under another agency is not returned."""
+    from streams.restore import load_states
+    from tests.conftest import make_inspection_event
+
+    ids = ["it's", "back\\slash", "tab\there", "Thanh Hóa/KT-01", "x" * 64, "plain-1"]
+    other = make_service_event()["agency_code"]  # a second agency of the catalog
+    payloads = [make_inspection_event(inspection_id=i) for i in ids]
+    payloads.append(make_inspection_event(agency_code=other, inspection_id="b-only"))
+    out, insp, doss = RowBuffer(), {}, {}  # type: ignore[var-annotated]
+    for offset, payload in enumerate(payloads):
+        p = process(
+            json.dumps(payload, ensure_ascii=False).encode(), Origin("t", 0, offset), now=NOW,
+            known_agencies=CATALOG.agencies, inspection_states=insp, dossier_states=doss, out=out,
+        )  # fmt: skip
+        assert p.result is Result.ACCEPTED
+    write_tables(warehouse, out.take(), token=None)
+    agency = make_inspection_event()["agency_code"]
+    assert agency != other
+    asked = [i for i in ids if i != "plain-1"]
+    # Both IN lists hold (agency, plain-1) and (other, b-only): pairs not asked for.
+    wanted = [(agency, i) for i in asked] + [(other, "plain-1"), (agency, "b-only")]
+    rebuilt, _ = load_states(warehouse, wanted, [])
+    assert sorted(rebuilt) == sorted(f"{agency}:{i}" for i in asked)
+    assert all(rebuilt[k] == insp[k] for k in rebuilt)

@@ -1,0 +1,100 @@
+"""The decoding process gives exactly what decoding in the worker's own process gives, and it
+does not outlive a worker that was killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from producers.simulator import SimulationConfig, simulate
+from schemas.catalog import load_catalog
+from streams.decoder import Decoder
+from streams.processor import INSPECTION, REFUSED, SERVICE, pack_batch
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class _Msg:  # what pack_batch reads of an aiokafka ConsumerRecord
+    offset: int
+    value: bytes | None
+
+
+def _batch() -> list[tuple[str, int, list[_Msg]]]:
+    sim = simulate(SimulationConfig(seed=5, events=1500, invalid_share=0.05), load_catalog())
+    groups: list[tuple[str, int, list[_Msg]]] = [("t-a", 0, []), ("t-b", 3, [])]
+    for i, m in enumerate(sim.messages):
+        groups[i % 2][2].append(_Msg(1000 + 3 * i, m.value))
+    groups[1][2].append(_Msg(99_999, None))  # a tombstone: refused, not lost
+    return groups
+
+
+async def _decode(processes: int, groups: list[tuple[str, int, list[_Msg]]]) -> list[object]:
+    decoder = Decoder(processes)
+    try:
+        await decoder.start()
+        codes = frozenset(load_catalog().agencies)
+        return list(await decoder.submit(*pack_batch(groups), NOW, codes))  # type: ignore[arg-type]
+    finally:
+        decoder.close()
+
+
+def test_child_process_decodes_exactly_as_in_process() -> None:
+    groups = _batch()
+    here = asyncio.run(_decode(0, groups))
+    there = asyncio.run(_decode(1, groups))
+    assert len(here) == len(there) == sum(len(ms) for _, _, ms in groups)
+    assert here == there
+    kinds = [d[0] for d in here]  # type: ignore[index]
+    assert kinds.count(REFUSED) >= 10 and kinds.count(INSPECTION) and kinds.count(SERVICE)
+    # Positions follow the groups: the first service/inspection row of group 2 has its offset.
+    last = here[-1]
+    assert last[0] == REFUSED and last[1][-2] == 99_999  # type: ignore[index]
+    for d in here:
+        if d[0] != REFUSED:  # type: ignore[index]
+            for _table, row in d[6]:  # type: ignore[index]
+                assert isinstance(row[0], int)  # event_id as UUID.int
+
+
+CHILD = """
+import asyncio, os, sys, time
+from streams.decoder import Decoder
+async def main():
+    d = Decoder(1)
+    await d.start()
+    print(" ".join(open(f"/proc/{os.getpid()}/task/{t}/children").read()
+                   for t in os.listdir(f"/proc/{os.getpid()}/task")), flush=True)
+    time.sleep(600)
+asyncio.run(main())
+"""
+
+
+def test_decoding_process_exits_when_the_worker_is_killed() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert pids, "the decoder started no process"
+    for pid in pids:
+        os.kill(pid, 0)  # alive
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 15
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in alive if _alive(p)]
+    assert not alive, f"decoding process {alive} outlived its worker"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
