@@ -28,7 +28,7 @@ from schemas.decoding import decode
 from schemas.errors import InvalidEvent
 from schemas.inspection import InspectionEventV1
 from schemas.service import ServiceEventV1
-from streams import rows
+from streams import rowbinary, rows
 from streams.classify import (
     DossierState,
     InspectionFacts,
@@ -76,7 +76,7 @@ Event = InspectionEventV1 | ServiceEventV1
 _NO_INSPECTION, _NO_DOSSIER = InspectionState(), DossierState()
 INSPECTION, SERVICE, REFUSED = 0, 1, 2
 
-Decoded = tuple[int, str, int, str, str, InspectionFacts | None, tuple[tuple[str, rows.Row], ...]]
+Decoded = tuple[int, str, int, str, str, InspectionFacts | None, tuple[tuple[str, Any], ...]]
 """A valid event, ready for ``apply_decoded``: (INSPECTION or SERVICE, entity key, event_id.int,
 agency_code, inspection_id or dossier_id, ``InspectionFacts`` (inspections only), the event's
 own rows (written unless it is a duplicate)). Plain tuples of plain values: they cross processes
@@ -88,18 +88,19 @@ agency_code)."""
 
 
 def summarize(event: Event, raw: bytes, at: rows.Origin, now_ms: int) -> Decoded:
-    """The ``Decoded`` of a valid event; ``now_ms`` is ``ticks_ms(now)``."""
+    """The ``Decoded`` of a valid event; ``now_ms`` is ``ticks_ms(now)``. Its own rows are
+    RowBinary (``rowbinary``): cheap to pickle, and inserted without re-encoding."""
     if isinstance(event, InspectionEventV1):
-        row = rows.inspection_event_row(event, raw, at, now_ms)
+        row = rowbinary.inspection_event(event, raw, at, now_ms)
         return (
             INSPECTION, event.key, event.event_id.int, event.agency_code, event.inspection_id,
             inspection_facts(event), (("inspection_events", row),),
         )  # fmt: skip
-    own: tuple[tuple[str, rows.Row], ...] = (
-        ("service_events", rows.service_event_row(event, raw, at, now_ms)),
+    own: tuple[tuple[str, Any], ...] = (
+        ("service_events", rowbinary.service_event(event, raw, at, now_ms)),
     )
     if event.event_type == "submitted":
-        own += (("service_submissions", rows.submission_row(event, now_ms)),)
+        own += (("service_submissions", rowbinary.submission(event, now_ms)),)
     return (SERVICE, event.key, event.event_id.int, event.agency_code, event.dossier_id, None, own)
 
 

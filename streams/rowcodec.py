@@ -1,12 +1,14 @@
 """The ``warehouse-rows`` topic's messages: one classified batch, from a classifier to a sink.
 
-JSON, so any tool can read it, with the two types JSON lacks tagged: ``{"t": ISO-8601}`` for a
-timestamp and ``{"u": "..."}`` for a UUID. The token is the classifier's batch token (from the
+JSON, so any tool can read it, with the types JSON lacks tagged: ``{"t": ISO-8601}`` for a
+timestamp, ``{"u": "..."}`` for a UUID and ``{"b": base64}`` for a row already in RowBinary
+(``streams.rowbinary``: the event tables' rows). The token is the classifier's batch token (from the
 Kafka positions of its source messages), so a batch written twice leaves one copy.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,8 @@ def _default(value: Any) -> Any:
         return {"t": value.isoformat()}
     if isinstance(value, UUID):
         return {"u": str(value)}
+    if isinstance(value, bytes):
+        return {"b": base64.b64encode(value).decode()}
     raise TypeError(f"cannot encode {type(value).__name__} in a rows message")
 
 
@@ -29,6 +33,8 @@ def _hook(obj: dict[str, Any]) -> Any:
             return datetime.fromisoformat(obj["t"])
         if "u" in obj:
             return UUID(obj["u"])
+        if "b" in obj:
+            return base64.b64decode(obj["b"])
     return obj
 
 

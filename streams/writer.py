@@ -35,8 +35,11 @@ def batch_token(positions: Iterable[tuple[str, int, int]]) -> str:
     return h.hexdigest()[:32]
 
 
-def write_tables(client: Client, tables: Mapping[str, list[Row]], token: str | None) -> int:
-    """Insert every non-empty table; return rows written. Raises ``WarehouseError``."""
+def write_tables(
+    client: Client, tables: Mapping[str, list[Row] | list[bytes]], token: str | None
+) -> int:
+    """Insert every non-empty table; return rows written. A table's rows are all lists (its
+    ``COLUMNS``), or all RowBinary bytes. Raises ``WarehouseError``."""
     written = 0
     for table in TABLE_ORDER:
         batch = tables.get(table)
@@ -44,7 +47,13 @@ def write_tables(client: Client, tables: Mapping[str, list[Row]], token: str | N
             continue
         settings = {"insert_deduplication_token": f"{token}:{table}"} if token else {}
         try:
-            client.insert(table, batch, column_names=list(COLUMNS[table]), settings=settings)
+            if isinstance(batch[0], bytes):  # rows already RowBinary (``rowbinary``)
+                client.raw_insert(
+                    table, list(COLUMNS[table]), b"".join(batch), settings=settings,
+                    fmt="RowBinary",
+                )  # fmt: skip
+            else:
+                client.insert(table, batch, column_names=list(COLUMNS[table]), settings=settings)
         except ClickHouseError as exc:
             raise WarehouseError(f"insert into {table} failed: {exc}") from exc
         written += len(batch)
