@@ -186,7 +186,7 @@ def decode(
     event: LatestEvent | None = None
     if nfc_safe(raw):  # the fast models' results equal the contract's (see ``fastpath``)
         try:  # noqa: SIM105 (a context manager costs more than the call, per event)
-            event = _FAST.validate_json(raw)
+            event = _FAST.validate_json(raw)  # never with unnamed fields
         except ValidationError:
             pass  # the contract's models decide, and say why
     if event is None:
@@ -194,7 +194,10 @@ def decode(
             event = EVENT_ADAPTER.validate_json(raw)
         except ValidationError as exc:
             raise _diagnose(raw, exc) from None
-    if has_unnamed_fields(event):  # only then can an unnamed field hold personal data
+        unnamed = has_unnamed_fields(event)
+    else:
+        unnamed = False
+    if unnamed:  # only then can an unnamed field hold personal data
         try:
             obj = _parse(raw)
         except (ValueError, RecursionError) as e:

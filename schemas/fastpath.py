@@ -9,7 +9,9 @@ fields validated in Rust only:
   digits, every field in its range), then pydantic's own parser and ``>= 1970-01-01Z``;
 * ``event_id``: the same canonical pattern, then pydantic's UUID parser;
 * text fields: no NFC step; ``nfc_safe(raw)`` must hold first (every string in the payload is
-  already NFC, so NFC would change nothing).
+  already NFC, so NFC would change nothing);
+* no unnamed fields (``extra="forbid"``): an event with some takes the contract's path, where
+  they are kept and checked for personal data. So a fast event never has unnamed fields.
 
 So whatever the fast models accept, the contract's models accept too, with equal values (the
 instances are of subclasses, so ``isinstance`` checks hold). Whatever they refuse goes to the
@@ -23,12 +25,12 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, GetPydanticSchema, StringConstraints, TypeAdapter
+from pydantic import ConfigDict, Field, GetPydanticSchema, StringConstraints, TypeAdapter
 from pydantic_core import core_schema as cs
 
 from schemas.fields import EARLIEST, UUID_PATTERN
 from schemas.inspection import Activity, InspectionEventV1
-from schemas.service import Form, ServiceEventV1
+from schemas.service import Applicant, Form, ServiceEventV1
 
 # RFC 3339 as most systems write it; anything else (``t``, ``z``, nanoseconds) takes the
 # contract's path, which reads every form the contract allows.
@@ -63,11 +65,16 @@ def _bounded(max_length: int) -> type[str]:
     return Annotated[str, StringConstraints(min_length=1, max_length=max_length)]  # type: ignore[return-value]
 
 
+_FORBID = ConfigDict(extra="forbid")  # unnamed fields: the contract's path (its PII check)
+
+
 class _Activity(Activity):
+    model_config = _FORBID
     system_code: str | None = None
 
 
 class FastInspectionEventV1(InspectionEventV1):
+    model_config = _FORBID
     event_id: FastEventId
     occurred_at: FastTimestamp
     inspection_id: _bounded(64)  # type: ignore[valid-type]
@@ -76,15 +83,22 @@ class FastInspectionEventV1(InspectionEventV1):
 
 
 class _Form(Form):
+    model_config = _FORBID
     prefill_sources: list[str] | None = None
 
 
+class _Applicant(Applicant):
+    model_config = _FORBID
+
+
 class FastServiceEventV1(ServiceEventV1):
+    model_config = _FORBID
     event_id: FastEventId
     occurred_at: FastTimestamp
     procedure_code: _bounded(32)  # type: ignore[valid-type]
     dossier_id: _bounded(64)  # type: ignore[valid-type]
     form: _Form | None = None
+    applicant: _Applicant | None = None
 
 
 FAST_ADAPTER: TypeAdapter[InspectionEventV1 | ServiceEventV1] = TypeAdapter(

@@ -35,7 +35,7 @@ def _full(raw: bytes) -> Any:
 def _same(fast: Any, full: Any) -> None:
     assert isinstance(fast, type(full))  # a subclass of the contract's model
     assert fast.model_dump() == full.model_dump()
-    assert fast.model_extra == full.model_extra
+    assert not fast.model_extra and not full.model_extra  # unnamed fields: contract's path
     assert fast.occurred_at.utcoffset() == full.occurred_at.utcoffset()
 
 
@@ -49,7 +49,7 @@ def test_simulated_payloads_give_the_same_events() -> None:
             fast_count += 1
             assert full is not None, m.value
             _same(fast, full)
-    assert fast_count > 0.95 * len(sim.messages)  # the common case does take the fast path
+    assert fast_count > 0.9 * len(sim.messages)  # the common case does take the fast path
 
 
 def test_examples_give_the_same_events() -> None:
@@ -114,6 +114,15 @@ def test_event_ids_agree(event_id: str) -> None:
     assert (full is None) == (fast is None)
     if fast is not None:
         _same(fast, full)
+
+
+def test_unnamed_fields_take_the_contracts_path() -> None:
+    raw = json.dumps(make_inspection_event(ghi_chu="Đoàn 3"), ensure_ascii=False).encode()
+    assert nfc_safe(raw) and _fast(raw) is None
+    assert _full(raw).model_extra == {"ghi_chu": "Đoàn 3"}  # type: ignore[union-attr]
+    nested = make_service_event()
+    nested["form"]["ghi_chu"] = "x"
+    assert _fast(json.dumps(nested).encode()) is None
 
 
 def test_text_not_in_nfc_is_not_fast() -> None:
