@@ -89,7 +89,7 @@ class Connector:
             log.debug("Kafka still not reachable: %s", describe(exc))
 
     def retire(self, producer: KafkaProducer) -> None:
-        """Let a producer finish (its failures go to the spool through the errback), close it."""
+        """Let a producer finish (every send it took gets its answer), and close it."""
         try:
             producer.flush(timeout=self.config.delivery_timeout_s + self.config.request_timeout_s)
         except KafkaError as exc:

@@ -9,7 +9,7 @@ Contract of ``Drainer``:
 * At-least-once: a record is acknowledged in the spool only after Kafka acknowledged it, so a
   crash in between sends it again after restart.
 * Recovery: when the producer is marked broken, the drainer retires it (its failed records land
-  in the spool through their errbacks) and connects a new one, with capped exponential backoff
+  in the spool when its sends are settled) and connects a new one, with capped exponential backoff
   (``retry_backoff_s`` doubling up to ``retry_backoff_max_s``; ``PublisherState.kick`` cuts a
   wait short). Once the spool is empty it sets ``direct`` and wakes ``flush``/``drain`` waiters.
 * Blocking: all of it runs on one daemon thread; a round blocks that thread for one connection
@@ -17,12 +17,15 @@ Contract of ``Drainer``:
   the current round has ended.
 * Errors: Kafka errors and missing topics are outages, logged and retried. Any other exception
   is caught at the thread's boundary, logged, and retried after backoff: the thread never dies.
-* ``notify`` runs on the drainer thread, once for each record of a batch.
+* Direct sends: while it waits (direct mode), the thread settles the publisher's direct sends
+  (``DirectSends.settle``) every ``SETTLE_INTERVAL_S``, and once more after retiring a producer,
+  so that failed sends reach the spool before it is drained.
+* ``notify`` runs on the drainer thread, once for each record of a batch and for each settled
+  direct send.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 
@@ -30,6 +33,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from producers.connection import Connector, describe
+from producers.direct_sends import SETTLE_INTERVAL_S, DirectSends, Note
+from producers.preparation import event_id_of
 from producers.publisher_config import DeliveryCallback, PublisherConfig, TopicMissing
 from producers.publisher_state import PublisherState
 from producers.spool import Spool
@@ -47,12 +52,14 @@ class Drainer:
         state: PublisherState,
         spool: Spool,
         connector: Connector,
+        sends: DirectSends,
         notify: DeliveryCallback | None,
     ) -> None:
         self.config = config
         self._state = state
         self._spool = spool
         self._connector = connector
+        self._sends = sends
         self._notify = notify
         self._thread = threading.Thread(
             target=self._run, name="parwatch-publisher-drainer", daemon=True
@@ -85,16 +92,24 @@ class Drainer:
         Returns the backoff for the next failure."""
         state = self._state
         with state.lock:
-            state.drain_cv.wait_for(lambda: state.stopping or state.broken or not state.direct)
-            if state.stopping:
-                return backoff
+            if not (state.stopping or state.broken or not state.direct):
+                state.drain_cv.wait(SETTLE_INTERVAL_S)
+            notes = self._sends.settle()
+            idle = not (state.stopping or state.broken or not state.direct)
+        self._make(notes)
+        if idle or state.stopping:
+            return backoff
+        with state.lock:
             retired = None
             if state.broken:
                 state.broken = False
                 state.direct = False
                 retired, state.producer = state.producer, None
         if retired is not None:
-            self._connector.retire(retired)  # its failed records land in the spool meanwhile
+            self._connector.retire(retired)
+            with state.lock:  # its sends have their answers now: failures go to the spool
+                notes = self._sends.settle()
+            self._make(notes)
         producer = state.producer
         if producer is None:
             try:
@@ -162,10 +177,10 @@ class Drainer:
             for i, record in enumerate(records):
                 future = futures[i] if i < len(futures) else None
                 if future is not None and future.succeeded():
-                    self._notify(_event_id_of(record.value), future.value, None)
+                    self._notify(event_id_of(record.value), future.value, None)
                 else:
                     cause = future.exception if future is not None else None
-                    self._notify(_event_id_of(record.value), None, cause or error or TimeoutError())
+                    self._notify(event_id_of(record.value), None, cause or error or TimeoutError())
         if prefix < len(records):
             first = next((f.exception for f in futures if f.exception is not None), error)
             log.warning(
@@ -174,16 +189,13 @@ class Drainer:
             return False
         return True
 
+    def _make(self, notes: list[Note]) -> None:
+        if self._notify is not None:
+            for note in notes:
+                self._notify(*note)
+
     def _backoff(self, seconds: float) -> None:
         state = self._state
         with state.lock:
             state.drain_cv.wait_for(lambda: state.stopping or state.kick, seconds)
             state.kick = False
-
-
-def _event_id_of(value: bytes) -> str:
-    try:
-        event_id = json.loads(value).get("event_id")
-    except (ValueError, AttributeError, RecursionError):
-        return ""
-    return event_id if isinstance(event_id, str) else ""

@@ -15,11 +15,13 @@ Contract of ``Publisher``:
   Durability points are ``flush``/``close``: an event still in kafka-python's buffer (at most
   ``delivery_timeout_s`` of them) is lost if the process is killed before one of those.
 * Nothing is dropped. A record whose send fails (the broker went away, the delivery timeout
-  ran out) is appended to the spool, and while the spool holds anything every new event is
-  appended behind it. A background drainer sends the spool, oldest first, once the broker is
-  reachable again (reconnecting with capped exponential backoff), acknowledges what Kafka
-  acknowledged, and then switches back to direct sends. A Publisher that opens a spool holding
-  records (a publishing process was killed) sends those before anything new.
+  ran out) is appended to the spool (by the drainer, within ``SETTLE_INTERVAL_S`` of the
+  failure and of the answers to the sends before it: ``direct_sends``), and while the spool
+  holds anything every new event is appended behind it. A background drainer sends the spool,
+  oldest first, once the broker is reachable again (reconnecting with capped exponential
+  backoff), acknowledges what Kafka acknowledged, and then switches back to direct sends. A
+  Publisher that opens a spool holding records (a publishing process was killed) sends those
+  before anything new.
 * Ordering: on the happy path, events of one key reach their partition in ``publish`` order
   (idempotent producer, ``acks=all``). When a send fails, the failed event is re-sent from the
   spool and may land after a newer event of the same key that was already in flight or spooled
@@ -30,14 +32,21 @@ Contract of ``Publisher``:
   checked with an all-topics metadata request, since some brokers, Tansu among them, ignore the
   flag): a missing topic is an outage to retry, logged, and events wait in the spool.
 
+Cost: on the happy path ``publish`` adds to kafka-python's ``send`` the validation
+(``schemas.decode``) and about 3 us: the partition is computed the default partitioner's way,
+but cheaper than kafka-python does (``partitioning``), and no callback is attached to the send
+(``direct_sends`` records outcomes in bulk).
+
 Thread safety: ``publish``, ``flush`` and ``stats`` may be called from several threads.
-Callbacks (``on_delivery``) run on kafka-python's sender thread or on the drainer thread: keep
-them short, and do not call ``flush``/``close`` from them.
+Callbacks (``on_delivery``) run on the drainer thread, or on the thread calling ``flush``,
+``drain`` or ``close`` (which make the callbacks for what they waited for before returning):
+keep them short, and do not call ``flush``/``close`` from them.
 
 Layout: ``publisher_config`` (settings, stats, errors), ``preparation`` (event to validated
-record), ``connection`` (producers, topic checks, outages), ``publisher_state`` (what the threads
-share), ``drainer`` (the spool-draining thread), ``spool`` (the on-disk queue); this module holds
-the ``Publisher`` itself and re-exports the public names.
+record), ``partitioning`` (key to partition), ``connection`` (producers, topic checks,
+outages), ``publisher_state`` (what the threads share), ``direct_sends`` (outcomes of direct
+sends), ``drainer`` (the spool-draining thread), ``spool`` (the on-disk queue); this module
+holds the ``Publisher`` itself and re-exports the public names.
 """
 
 from __future__ import annotations
@@ -53,7 +62,9 @@ from kafka.errors import KafkaError
 from kafka.producer.future import RecordMetadata
 
 from producers.connection import Connector, describe
+from producers.direct_sends import SETTLE_INTERVAL_S, DirectSends
 from producers.drainer import Drainer
+from producers.partitioning import KeyPartitioner
 from producers.preparation import Event, Preparer
 from producers.publisher_config import (
     RESERVED_KAFKA_OPTIONS,
@@ -82,31 +93,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class _Pending:
-    """One direct send awaiting Kafka's answer (callbacks run on the sender thread)."""
-
-    __slots__ = ("event_id", "headers", "key", "producer", "publisher", "topic", "value")
-
-    def __init__(
-        self,
-        publisher: Publisher,
-        producer: KafkaProducer,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        headers: tuple[tuple[str, bytes], ...],
-    ) -> None:
-        self.publisher, self.producer = publisher, producer
-        self.topic, self.key, self.value, self.headers = topic, key, value, headers
-        self.event_id = ""
-
-    def ok(self, metadata: RecordMetadata) -> None:
-        self.publisher._direct_delivered(self, metadata)
-
-    def fail(self, exc: BaseException) -> None:
-        self.publisher._direct_failed(self, exc)
-
-
 class Publisher:
     """Publishes contract events to Kafka, spooling to disk when Kafka is unreachable.
 
@@ -116,11 +102,18 @@ class Publisher:
     def __init__(self, config: PublisherConfig, on_delivery: DeliveryCallback | None = None):
         self.config = config
         self._preparer = Preparer(
-            config.topics, config.known_agencies, config.max_event_bytes, config.signing_key
+            config.topics,
+            config.known_agencies,
+            config.max_event_bytes,
+            config.signing_key,
+            event_ids=on_delivery is not None,
         )
         self._on_delivery = on_delivery
         self._spool = Spool(config.spool_dir, segment_bytes=config.segment_bytes)
         self._state = PublisherState()
+        self._sends = DirectSends(self._state, self._spool, notes=on_delivery is not None)
+        # kafka-python's default partitioner, computed cheaper; a configured one is left alone.
+        self._partitioner = None if "partitioner" in config.kafka_options else KeyPartitioner()
         self._connector = Connector(config)
         self._closed = False  # no more publish()
         self._shut = False  # close() has finished
@@ -136,7 +129,9 @@ class Publisher:
                 self._spool.close()
                 raise
         notify = None if on_delivery is None else self._notify
-        self._drainer = Drainer(config, self._state, self._spool, self._connector, notify)
+        self._drainer = Drainer(
+            config, self._state, self._spool, self._connector, self._sends, notify
+        )
         self._drainer.start()
 
     # -- publishing ----------------------------------------------------------------------
@@ -146,7 +141,7 @@ class Publisher:
         or the serialised JSON bytes). Raises ``PublishError`` if the contract refuses it."""
         state = self._state
         try:
-            topic, key, value, event_id, headers = self._preparer.prepare(event, datetime.now(UTC))
+            record = self._preparer.prepare(event, datetime.now(UTC))
         except PublishError:
             with state.lock:
                 state.refused += 1
@@ -155,68 +150,36 @@ class Publisher:
             raise PublisherClosed("publish() after close()")
         producer = state.producer
         if state.direct and producer is not None:
-            pending = _Pending(self, producer, topic, key, value, headers)
-            pending.event_id = event_id
-            with state.lock:
-                state.in_flight += 1
-                state.accepted += 1
-                state.sent += 1
+            topic, key, value, _, headers = record
             try:
-                future = producer.send(topic, value=value, key=key, headers=list(headers))
+                partition = None
+                if self._partitioner is not None:
+                    partition = self._partitioner.choose(producer, topic, key)
+                header_list = list(headers) if headers else None
+                try:
+                    future = producer.send(
+                        topic, value=value, key=key, headers=header_list, partition=partition
+                    )
+                except ValueError:
+                    if partition is None:
+                        raise
+                    # The topic shrank under our partition list (deleted and re-created):
+                    # let kafka-python choose from its fresh metadata.
+                    future = producer.send(topic, value=value, key=key, headers=header_list)
             except KafkaError as exc:
-                with state.lock:
-                    state.in_flight -= 1
-                    state.accepted -= 1
-                    state.sent -= 1
                 self._send_raised(producer, exc)
             else:
-                future.add_callback(pending.ok)
-                future.add_errback(pending.fail)
+                self._sends.add((future, producer, record))
                 return
         with state.lock:
-            self._spool.append((SpoolRecord(topic, key, value, headers),))
+            self._spool.append(
+                (SpoolRecord(record.topic, record.key, record.value, record.headers),)
+            )
             state.spooled += 1
             state.accepted += 1
             if state.direct:  # switched to direct after our check: drain this one first
                 state.direct = False
             state.drain_cv.notify()
-
-    # -- callbacks of direct sends (kafka-python's sender thread) -------------------------
-
-    def _direct_delivered(self, pending: _Pending, metadata: RecordMetadata) -> None:
-        state = self._state
-        with state.lock:
-            state.delivered += 1
-            state.in_flight -= 1
-            if state.in_flight == 0:
-                state.idle_cv.notify_all()
-        if self._on_delivery is not None:
-            self._notify(pending.event_id, metadata, None)
-
-    def _direct_failed(self, pending: _Pending, exc: BaseException) -> None:
-        state = self._state
-        with state.lock:
-            try:
-                record = SpoolRecord(pending.topic, pending.key, pending.value, pending.headers)
-                self._spool.append((record,))
-                state.spooled += 1
-            except OSError as disk:  # nowhere left to keep it: say so, loudly and precisely
-                log.critical(
-                    "event %s LOST: its send failed and the spool refused it (%s)",
-                    pending.event_id,
-                    disk,
-                )
-            state.failed += 1
-            state.in_flight -= 1
-            if pending.producer is state.producer and not state.broken:
-                log.warning("send failed (%s); spooling until Kafka is back", describe(exc))
-                state.broken = True
-            state.direct = False  # the spool holds something now: it goes first
-            state.drain_cv.notify()
-            if state.in_flight == 0:
-                state.idle_cv.notify_all()
-        if self._on_delivery is not None:
-            self._notify(pending.event_id, None, exc)
 
     def _send_raised(self, producer: KafkaProducer, exc: KafkaError) -> None:
         state = self._state
@@ -235,6 +198,22 @@ class Publisher:
         except Exception:  # the caller's callback must not break delivery bookkeeping
             log.exception("on_delivery callback raised")
 
+    def _settle(self, deadline: float | None) -> int:
+        """Record the outcome of the direct sends, waiting up to ``deadline`` for those still
+        outstanding. Returns how many are still outstanding."""
+        state = self._state
+        while True:
+            with state.lock:
+                notes = self._sends.settle()
+                left = len(self._sends)
+                if left and not notes and _remaining(deadline) != 0:
+                    # The drainer settles too, and wakes us when nothing is left.
+                    state.idle_cv.wait(min(SETTLE_INTERVAL_S, _remaining(deadline) or 1.0))
+            for note in notes:
+                self._notify(*note)
+            if not left or _remaining(deadline) == 0:
+                return left
+
     # -- flushing and closing ------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> None:
@@ -249,14 +228,12 @@ class Publisher:
         deadline = None if timeout is None else time.monotonic() + timeout
         producer = state.producer
         if producer is not None:
-            # Timed out, or replaced meanwhile: the in-flight count decides below.
+            # Timed out, or replaced meanwhile: the outstanding sends decide below.
             with contextlib.suppress(KafkaError):
                 producer.flush(timeout=_remaining(deadline))
-        with state.lock:
-            done = state.idle_cv.wait_for(lambda: state.in_flight == 0, _remaining(deadline))
-            in_flight = state.in_flight
+        in_flight = self._settle(deadline)
         self._spool.sync()
-        if not done:
+        if in_flight:
             raise TimeoutError(f"{in_flight} events still in flight after {timeout} s")
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -274,7 +251,7 @@ class Publisher:
             state.kick = True
             state.drain_cv.notify()
             return state.idle_cv.wait_for(
-                lambda: state.direct and self._spool.pending == 0 and state.in_flight == 0,
+                lambda: state.direct and self._spool.pending == 0 and not self._sends,
                 _remaining(deadline),
             )
 
@@ -293,6 +270,11 @@ class Publisher:
         producer, self._state.producer = self._state.producer, None
         if producer is not None:
             self._connector.retire(producer)
+        # The retired producer has answered for every send: failures go to the spool now.
+        if self._settle(time.monotonic()):
+            with self._state.lock:
+                unanswered = self._sends.spool_unanswered()
+            log.warning("%d sends had no answer when the producer closed: spooled", unanswered)
         left = self._spool.pending
         self._spool.close()
         self._shut = True
@@ -306,14 +288,15 @@ class Publisher:
     def stats(self) -> PublisherStats:
         state = self._state
         with state.lock:
+            added, delivered, in_flight = self._sends.snapshot()
             return PublisherStats(
-                accepted=state.accepted,
+                accepted=state.accepted + added,
                 refused=state.refused,
-                sent=state.sent,
-                delivered=state.delivered,
+                sent=state.sent + added,
+                delivered=state.delivered + delivered,
                 spooled=state.spooled,
                 failed=state.failed,
-                in_flight=state.in_flight,
+                in_flight=in_flight,
                 spool_pending=self._spool.pending,
                 direct=state.direct,
                 connected=state.producer is not None,

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.partitioner import Partitioner
 from kafka.partitioner.default import murmur2
 from kafka.producer.future import RecordMetadata
 
@@ -295,3 +296,86 @@ def test_publish_jsonl_sends_the_good_lines_and_reports_the_bad_ones(
 
     records, partitions = read_back(broker.bootstrap, [topics.inspections, topics.services], 500)
     assert_delivered(records, good, topics, partitions)
+
+
+def test_outcomes_are_recorded_without_a_flush_and_reported_on_the_drainer_thread(
+    broker: EmbeddedBroker, topics: Topics, tmp_path: Path
+) -> None:
+    events = mixed_events(500, seed=71)
+    calls: list[tuple[str, str, bool]] = []
+    lock = threading.Lock()
+
+    def on_delivery(event_id: str, md: RecordMetadata | None, exc: BaseException | None) -> None:
+        with lock:
+            calls.append((event_id, threading.current_thread().name, md is not None))
+
+    def reported() -> int:
+        with lock:
+            return len(calls)
+
+    cfg = config(broker.bootstrap, topics, tmp_path / "spool")
+    with Publisher(cfg, on_delivery=on_delivery) as publisher:
+        for event in events:
+            publisher.publish(event)
+        # No flush: the drainer settles direct sends on its own, every SETTLE_INTERVAL_S.
+        deadline = time.monotonic() + 20
+        while reported() < len(events) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stats = publisher.stats()
+    assert (stats.accepted, stats.sent, stats.delivered, stats.in_flight) == (500, 500, 500, 0)
+    assert (stats.failed, stats.spooled) == (0, 0)
+    assert sorted(i for i, _, _ in calls) == sorted(e["event_id"] for e in events)
+    assert {(name, ok) for _, name, ok in calls} == {("parwatch-publisher-drainer", True)}
+
+
+class _FirstPartition(Partitioner):  # type: ignore[misc]  # kafka-python is untyped
+    """Every record to the lowest partition: visibly not the default partitioner."""
+
+    def partition(
+        self, topic: str, key: Any, serialized_key: Any, value: Any, serialized_value: Any,
+        cluster: Any,
+    ) -> int:  # fmt: skip
+        return int(min(cluster.partitions_for_topic(topic)))
+
+
+def test_a_partitioner_set_in_kafka_options_chooses_the_partitions(
+    broker: EmbeddedBroker, topics: Topics, tmp_path: Path
+) -> None:
+    events = mixed_events(200, seed=81)
+    options = {"partitioner": _FirstPartition()}
+    cfg = config(broker.bootstrap, topics, tmp_path / "spool", kafka_options=options)
+    with Publisher(cfg) as publisher:
+        for event in events:
+            publisher.publish(event)
+        publisher.flush()
+        assert publisher.stats().delivered == 200
+    records, _ = read_back(broker.bootstrap, [topics.inspections, topics.services], 200)
+    assert len(records) == 200
+    assert {r.partition for r in records} == {0}
+
+
+def test_publishing_from_several_threads_counts_and_delivers_every_event(
+    broker: EmbeddedBroker, topics: Topics, tmp_path: Path
+) -> None:
+    events = mixed_events(2000, seed=91)
+    shares = [events[i::4] for i in range(4)]
+    cfg = config(broker.bootstrap, topics, tmp_path / "spool")
+    with Publisher(cfg) as publisher:
+
+        def publish_all(share: list[dict[str, Any]]) -> None:
+            for event in share:
+                publisher.publish(event)
+
+        threads = [threading.Thread(target=publish_all, args=(s,)) for s in shares]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        publisher.flush()
+        stats = publisher.stats()
+    assert (stats.accepted, stats.sent, stats.delivered, stats.in_flight) == (2000,) * 3 + (0,)
+    records, partitions = read_back(broker.bootstrap, [topics.inspections, topics.services], 2000)
+    ids = [json.loads(r.value)["event_id"] for r in records]
+    assert sorted(ids) == sorted(e["event_id"] for e in events)
+    for record in records:
+        assert record.partition == expected_partition(record.key, partitions[record.topic])
