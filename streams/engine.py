@@ -479,8 +479,9 @@ class Engine:
 
     async def _write(self, batch: Batch) -> None:
         started = time.monotonic()
-        if batch.dead_letters:
-            await asyncio.gather(*batch.dead_letters)
+        # The dead letters' acknowledgements and the insert run at once (waiting for one, then
+        # the other, added a broker round trip to every write); the commit waits for both.
+        refusals = asyncio.gather(*batch.dead_letters) if batch.dead_letters else None
         if self.cfg.role == "classify":
             assert self.producer is not None
             tables = batch.rows.take()
@@ -492,6 +493,8 @@ class Engine:
             written = sum(len(r) for r in tables.values())
         else:
             written = await self.sink.write(batch.rows.take(), batch.token())
+        if refusals is not None:
+            await refusals
         await self._commit(batch.offsets)
         self.sink.stats.record_flush(batch.messages, written, started, batch.results)
         self.inspections.write_done()
