@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     )
     worker_flush_interval_s: float = Field(0.5, gt=0, description="longest wait before an insert")
     worker_decode_processes: int = Field(
-        1, ge=0, le=1, description="1: validate events in a second process (two cores); 0: inline"
+        1, ge=0, le=16, description="processes that validate events beside the worker; 0: inline"
     )
 
     @property

@@ -17,7 +17,7 @@ keeps the row with the highest version, which is the complete state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import Enum
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
@@ -66,22 +66,20 @@ InspectionFacts = tuple[EventKey, str, bool | None, int, str | None]
 (activity events only), occurred_at in milliseconds since 1970 UTC, sector). A plain tuple:
 it crosses processes (``streams.decoder``), and plain tuples pickle fastest."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
 
 def ticks_ms(moment: datetime) -> int:
-    """Milliseconds since 1970 UTC, floored: what a ``DateTime64(3)`` column stores (and what
-    clickhouse-connect writes for a datetime)."""
-    return (moment - _EPOCH) // _MS
+    """Milliseconds since 1970 UTC, floored: what a ``DateTime64(3)`` column stores, computed
+    as clickhouse-connect computes it for a datetime (whole seconds of ``timestamp()``, then the
+    microseconds), so rows built either way are equal."""
+    return (int(moment.timestamp()) * 1_000_000 + moment.microsecond) // 1000
 
 
-def inspection_facts(event: InspectionEventV1) -> InspectionFacts:
+def inspection_facts(event: InspectionEventV1, occurred_ms: int | None = None) -> InspectionFacts:
     act = event.activity
     in_person = None if act is None else act.mode in IN_PERSON_MODES
-    return (
-        event.event_id.int, event.event_type, in_person, ticks_ms(event.occurred_at), event.sector
-    )  # fmt: skip
+    if occurred_ms is None:
+        occurred_ms = ticks_ms(event.occurred_at)
+    return (event.event_id.int, event.event_type, in_person, occurred_ms, event.sector)
 
 
 def apply_inspection(

@@ -20,14 +20,13 @@ import multiprocessing
 import os
 import threading
 import time
-from array import array
 from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any
 
-from streams.processor import Decoded, Origins, Refused, decode_many
+from streams.processor import Decoded, Refused, decode_many, pack_batch
 
 
 class DecoderError(RuntimeError):
@@ -54,12 +53,13 @@ def _ready() -> bool:
 
 class Decoder:
     def __init__(self, processes: int = 1) -> None:
-        if processes not in (0, 1):
-            raise ValueError("decode processes: 0 (in this process) or 1")
+        if processes < 0:
+            raise ValueError("decode processes: 0 (in this process) or more")
+        self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
         if processes:
             self._pool = ProcessPoolExecutor(
-                max_workers=1,
+                max_workers=processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_child,
                 initargs=(os.getpid(),),
@@ -70,36 +70,56 @@ class Decoder:
         return self._pool is None
 
     async def start(self) -> None:
-        """Wait until the child is up (its start-up is not charged to the first batch)."""
+        """Wait until the children are up (their start-up is not charged to the first batch)."""
         if self._pool is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, _ready)
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(
+                *(loop.run_in_executor(self._pool, _ready) for _ in range(self.processes))
+            )
 
     def submit(
-        self,
-        blob: bytes,
-        lengths: array[int],
-        origins: Origins,
-        now: datetime,
+        self, groups: list[tuple[str, int, list[Any]]], now: datetime,
         known_agencies: Collection[str],
-    ) -> asyncio.Future[list[Decoded | Refused]]:
-        """Start decoding a batch (``processor.pack_batch``); the future gives one ``Decoded``
-        or ``Refused`` a message."""
+    ) -> asyncio.Future[list[Decoded | Refused]]:  # fmt: skip
+        """Start decoding a batch given as (topic, partition, Kafka messages) groups; the
+        future gives one ``Decoded`` or ``Refused`` a message, in the groups' order. With
+        several processes, each gets a run of whole groups of about the same size."""
         loop = asyncio.get_running_loop()
-        args = (blob, lengths, origins, now, known_agencies)
         if self._pool is None:
             fut: asyncio.Future[list[Decoded | Refused]] = loop.create_future()
-            fut.set_result(decode_many(*args))
+            fut.set_result(decode_many(*pack_batch(groups), now, known_agencies))
             return fut
-        return asyncio.ensure_future(self._remote(args))
+        parts = [
+            loop.run_in_executor(self._pool, decode_many, *pack_batch(part), now, known_agencies)
+            for part in _split(groups, self.processes)
+        ]
+        return asyncio.ensure_future(self._joined(parts))
 
-    async def _remote(self, args: tuple[Any, ...]) -> list[Decoded | Refused]:
-        loop = asyncio.get_running_loop()
+    async def _joined(self, parts: list[asyncio.Future[list[Any]]]) -> list[Decoded | Refused]:
         try:
-            return await loop.run_in_executor(self._pool, decode_many, *args)
+            results = await asyncio.gather(*parts)
         except BrokenProcessPool as exc:
-            raise DecoderError(f"the decoding process died: {exc}") from exc
+            raise DecoderError(f"a decoding process died: {exc}") from exc
+        if len(results) == 1:
+            return results[0]
+        return [d for part in results for d in part]
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _split(groups: list[tuple[str, int, list[Any]]], n: int) -> list[list[Any]]:
+    """``groups`` cut into at most ``n`` runs of whole groups, each about 1/n of the messages."""
+    total = sum(len(ms) for _, _, ms in groups)
+    if n <= 1 or len(groups) <= 1:
+        return [groups]
+    parts: list[list[Any]] = [[]]
+    filled = 0
+    for g in groups:
+        if filled >= total * len(parts) / n and len(parts) < n:
+            parts.append([])
+        parts[-1].append(g)
+        filled += len(g[2])
+    return parts

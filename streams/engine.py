@@ -52,7 +52,6 @@ from streams.processor import (
     Result,
     RowBuffer,
     apply_decoded,
-    pack_batch,
     refused,
 )
 from streams.reference import load_catalog_tables
@@ -371,8 +370,9 @@ class Engine:
         """Hand a fetched batch to the decoder (it starts at once)."""
         now = datetime.now(UTC)
         groups = list(records.items())
-        packed = pack_batch([(tp.topic, tp.partition, ms) for tp, ms in groups])
-        decoded = self.decoder.submit(*packed, now, self.catalog.codes)
+        decoded = self.decoder.submit(
+            [(tp.topic, tp.partition, ms) for tp, ms in groups], now, self.catalog.codes
+        )
         return Pending(groups, decoded, self.generation, now)
 
     async def _apply(self, p: Pending) -> None:

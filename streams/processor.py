@@ -50,18 +50,29 @@ class Result(Enum):
 
 @dataclass
 class RowBuffer:
-    """Rows waiting for the warehouse, per table, in arrival order."""
+    """Rows waiting for the warehouse, per table, in arrival order; and the latest state of each
+    inspection changed since the last write. Only that state is written: the table keeps the
+    highest ``version`` of an inspection (ReplacingMergeTree(version)), and the states between
+    two writes would be replaced anyway."""
 
-    tables: dict[str, list[rows.Row]] = field(default_factory=lambda: defaultdict(list))
+    tables: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    states: dict[str, tuple[str, str, InspectionState, datetime]] = field(default_factory=dict)
 
     def add(self, table: str, row: rows.Row) -> None:
         self.tables[table].append(row)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self.tables.values())
+        return sum(len(v) for v in self.tables.values()) + len(self.states)
 
-    def take(self) -> dict[str, list[rows.Row]]:
-        out, self.tables = dict(self.tables), defaultdict(list)
+    def take(self) -> dict[str, list[Any]]:
+        """The rows to write (classifications as RowBinary), and an empty buffer."""
+        out = dict(self.tables)
+        if self.states:
+            out["inspection_classifications"] = [
+                rowbinary.classification(agency, iid, st, ticks_ms(now))
+                for agency, iid, st, now in self.states.values()
+            ]
+        self.tables, self.states = defaultdict(list), {}
         return out
 
 
@@ -90,18 +101,22 @@ agency_code)."""
 def summarize(event: Event, raw: bytes, at: rows.Origin, now_ms: int) -> Decoded:
     """The ``Decoded`` of a valid event; ``now_ms`` is ``ticks_ms(now)``. Its own rows are
     RowBinary (``rowbinary``): cheap to pickle, and inserted without re-encoding."""
+    occurred_ms = ticks_ms(event.occurred_at)
+    agency = event.agency_code
     if isinstance(event, InspectionEventV1):
-        row = rowbinary.inspection_event(event, raw, at, now_ms)
+        entity = event.inspection_id
+        row = rowbinary.inspection_event(event, raw, at, now_ms, occurred_ms)
         return (
-            INSPECTION, event.key, event.event_id.int, event.agency_code, event.inspection_id,
-            inspection_facts(event), (("inspection_events", row),),
+            INSPECTION, f"{agency}:{entity}", event.event_id.int, agency, entity,
+            inspection_facts(event, occurred_ms), (("inspection_events", row),),
         )  # fmt: skip
+    entity = event.dossier_id
     own: tuple[tuple[str, Any], ...] = (
-        ("service_events", rowbinary.service_event(event, raw, at, now_ms)),
+        ("service_events", rowbinary.service_event(event, raw, at, now_ms, occurred_ms)),
     )
     if event.event_type == "submitted":
-        own += (("service_submissions", rowbinary.submission(event, now_ms)),)
-    return (SERVICE, event.key, event.event_id.int, event.agency_code, event.dossier_id, None, own)
+        own += (("service_submissions", rowbinary.submission(event, now_ms, occurred_ms)),)
+    return (SERVICE, f"{agency}:{entity}", event.event_id.int, agency, entity, None, own)
 
 
 def refused(refusal: InvalidEvent, at: rows.Origin, now: datetime) -> Refused:
@@ -224,9 +239,7 @@ def apply_decoded(
             inspection_states[key] = state
         for table, row in own:
             tables[table].append(row)
-        tables["inspection_classifications"].append(
-            rows.classification_row(agency, entity_id, state, now)
-        )
+        out.states[key] = (agency, entity_id, state, now)  # ``updated_at``: ``now``
     else:
         dossier = dossier_states.get(key) or _NO_DOSSIER
         new_dossier, outcome = apply_service(dossier, event_key, position)

@@ -1,9 +1,11 @@
 """The event tables' rows as ClickHouse RowBinary, built where the event is decoded.
 
 An event's own rows (``inspection_events``, ``service_events``, ``service_submissions``) depend
-on the event alone, so the decoding process (``streams.decoder``) encodes them; the worker only
+on the event alone, so the decoding process (``streams.decoder``) encodes them (the worker
+encodes ``inspection_classifications``, one row per inspection and write); the worker only
 joins the rows it keeps (not a duplicate's) and inserts them with ``FORMAT RowBinary``, which
-ClickHouse reads in C++. The column lists are ``rows.COLUMNS``; ``rows`` keeps the same rows as
+ClickHouse reads in C++. ``occurred_ms`` is ``classify.ticks_ms(ev.occurred_at)``, computed once
+per event by the caller. The column lists are ``rows.COLUMNS``; ``rows`` keeps the same rows as
 Python lists, and a test checks both give identical tables.
 
 RowBinary, for the types used here: ``String`` (and ``LowCardinality(String)``) is a LEB128
@@ -18,7 +20,7 @@ import struct
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
 from schemas.service import ServiceEventV1
-from streams.classify import prefill_class, ticks_ms
+from streams.classify import InspectionState, prefill_class
 from streams.rows import Origin
 
 _U32 = struct.Struct("<I").pack
@@ -89,7 +91,9 @@ def _nu32(v: int | None) -> bytes:
     return _NULL if v is None else b"\x00" + _U32(v)
 
 
-def inspection_event(ev: InspectionEventV1, raw: bytes, at: Origin, now_ms: int) -> bytes:
+def inspection_event(
+    ev: InspectionEventV1, raw: bytes, at: Origin, now_ms: int, occurred_ms: int
+) -> bytes:
     act = ev.activity
     if act is None:
         activity = b"\x01\x01\x01"  # activity_mode, activity_online, system_code: NULL
@@ -98,7 +102,7 @@ def inspection_event(ev: InspectionEventV1, raw: bytes, at: Origin, now_ms: int)
         activity = _LCN[act.mode.value] + online + _nstr(act.system_code)
     return b"".join(
         (
-            _uuid(ev.event_id.int), _LC[ev.event_type], _I64(ticks_ms(ev.occurred_at)),
+            _uuid(ev.event_id.int), _LC[ev.event_type], _I64(occurred_ms),
             _LC[ev.agency_code], _str(ev.inspection_id), activity, _nstr(ev.sector),
             _LCN[ev.subject_type], _LC[ev.schema_version], _bytes(raw), _LC[at.topic],
             _U32(at.partition), _U64(at.offset), _I64(now_ms),
@@ -106,7 +110,9 @@ def inspection_event(ev: InspectionEventV1, raw: bytes, at: Origin, now_ms: int)
     )  # fmt: skip
 
 
-def service_event(ev: ServiceEventV1, raw: bytes, at: Origin, now_ms: int) -> bytes:
+def service_event(
+    ev: ServiceEventV1, raw: bytes, at: Origin, now_ms: int, occurred_ms: int
+) -> bytes:
     form = ev.form
     if form is None:
         fields = b"\x01\x01\x00"  # fields_total, fields_prefilled: NULL; prefill_sources: []
@@ -119,7 +125,7 @@ def service_event(ev: ServiceEventV1, raw: bytes, at: Origin, now_ms: int) -> by
     applicant = ev.applicant.type if ev.applicant else None
     return b"".join(
         (
-            _uuid(ev.event_id.int), _LC[ev.event_type], _I64(ticks_ms(ev.occurred_at)),
+            _uuid(ev.event_id.int), _LC[ev.event_type], _I64(occurred_ms),
             _LC[ev.agency_code], _LC[ev.procedure_code], _str(ev.dossier_id),
             _LCN[ev.channel], _LCN[ev.service_level], fields, on_time, _LCN[applicant],
             _LC[ev.schema_version], _bytes(raw), _LC[at.topic], _U32(at.partition),
@@ -128,16 +134,33 @@ def service_event(ev: ServiceEventV1, raw: bytes, at: Origin, now_ms: int) -> by
     )  # fmt: skip
 
 
-def submission(ev: ServiceEventV1, now_ms: int) -> bytes:
+def submission(ev: ServiceEventV1, now_ms: int, occurred_ms: int) -> bytes:
     form = ev.form
     online = ev.channel == "online" and form is not None
     total = form.fields_total if online and form else 0
     prefilled = form.fields_prefilled if online and form else 0
     return b"".join(
         (
-            _uuid(ev.event_id.int), _I64(ticks_ms(ev.occurred_at)), _LC[ev.agency_code],
+            _uuid(ev.event_id.int), _I64(occurred_ms), _LC[ev.agency_code],
             _LC[ev.procedure_code], _str(ev.dossier_id), _LC[ev.channel or ""],
             _LCN[ev.service_level], _U32(total), _U32(prefilled), _LC[prefill_class(ev)],
             _strs(list(form.prefill_sources or []) if form else None), _I64(now_ms),
+        )
+    )  # fmt: skip
+
+
+def _nt64(v: int | None) -> bytes:
+    return _NULL if v is None else b"\x00" + _I64(v)
+
+
+def classification(agency: str, inspection_id: str, st: InspectionState, now_ms: int) -> bytes:
+    """``inspection_classifications``: an inspection's state (``rows.classification_row``)."""
+    return b"".join(
+        (
+            _LC[agency], _str(inspection_id), _LC[st.classification],
+            b"\x01" if st.has_online else b"\x00", b"\x01" if st.has_in_person else b"\x00",
+            _U32(st.activities), _nt64(st.opened_at), _nt64(st.concluded_at),
+            b"\x01" if st.cancelled else b"\x00", _nstr(st.sector), _U64(st.version),
+            _I64(now_ms),
         )
     )  # fmt: skip

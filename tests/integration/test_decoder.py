@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from producers.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
 from streams.decoder import Decoder
-from streams.processor import INSPECTION, REFUSED, SERVICE, pack_batch
+from streams.processor import INSPECTION, REFUSED, SERVICE
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -40,7 +40,7 @@ async def _decode(processes: int, groups: list[tuple[str, int, list[_Msg]]]) -> 
     try:
         await decoder.start()
         codes = frozenset(load_catalog().agencies)
-        return list(await decoder.submit(*pack_batch(groups), NOW, codes))  # type: ignore[arg-type]
+        return list(await decoder.submit(groups, NOW, codes))  # type: ignore[arg-type]
     finally:
         decoder.close()
 
@@ -49,8 +49,9 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
     groups = _batch()
     here = asyncio.run(_decode(0, groups))
     there = asyncio.run(_decode(1, groups))
+    split = asyncio.run(_decode(2, groups))  # two processes, each a run of whole partitions
     assert len(here) == len(there) == sum(len(ms) for _, _, ms in groups)
-    assert here == there
+    assert here == there == split
     kinds = [d[0] for d in here]  # type: ignore[index]
     assert kinds.count(REFUSED) >= 10 and kinds.count(INSPECTION) and kinds.count(SERVICE)
     # Positions follow the groups: the first service/inspection row of group 2 has its offset.
@@ -60,6 +61,18 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
         if d[0] != REFUSED:  # type: ignore[index]
             for _table, row in d[6]:  # type: ignore[index]
                 assert isinstance(row[0], int)  # event_id as UUID.int
+
+
+def test_split_keeps_order_and_balances() -> None:
+    from streams.decoder import _split
+
+    groups = [("t", p, [None] * n) for p, n in enumerate([5, 1, 7, 3, 4, 0, 6])]
+    parts = _split(groups, 2)  # type: ignore[arg-type]
+    assert [g for part in parts for g in part] == groups
+    assert len(parts) == 2 and all(parts)
+    assert abs(sum(len(g[2]) for g in parts[0]) - sum(len(g[2]) for g in parts[1])) <= 7
+    assert _split(groups, 1) == [groups]
+    assert _split(groups[:1], 3) == [groups[:1]]
 
 
 CHILD = """

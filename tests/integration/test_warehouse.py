@@ -224,7 +224,7 @@ def test_rowbinary_rows_equal_the_list_rows(warehouse: Any) -> None:
     from schemas.decoding import decode as decode_event
     from schemas.inspection import InspectionEventV1
     from streams import rowbinary, rows
-    from streams.classify import ticks_ms
+    from streams.classify import InspectionState, apply_inspection, ticks_ms
 
     sim = simulate(SimulationConfig(seed=21, events=2000), CATALOG)
     raws = [m.value for m in sim.messages] + [e.raw for e in load_examples()]
@@ -241,14 +241,35 @@ def test_rowbinary_rows_equal_the_list_rows(warehouse: Any) -> None:
         at = Origin("topic-ả", offset % 4, 10**12 + offset)
         if isinstance(ev, InspectionEventV1):
             as_lists["inspection_events"].append(rows.inspection_event_row(ev, raw, at, now_ms))
-            as_binary["inspection_events"].append(rowbinary.inspection_event(ev, raw, at, now_ms))
+            occ = ticks_ms(ev.occurred_at)
+            as_binary["inspection_events"].append(
+                rowbinary.inspection_event(ev, raw, at, now_ms, occ)
+            )
             continue
         as_lists["service_events"].append(rows.service_event_row(ev, raw, at, now_ms))
-        as_binary["service_events"].append(rowbinary.service_event(ev, raw, at, now_ms))
+        occ = ticks_ms(ev.occurred_at)
+        as_binary["service_events"].append(rowbinary.service_event(ev, raw, at, now_ms, occ))
         if ev.event_type == "submitted":
             as_lists["service_submissions"].append(rows.submission_row(ev, now_ms))
-            as_binary["service_submissions"].append(rowbinary.submission(ev, now_ms))
-    for table in ("inspection_events", "service_events", "service_submissions"):
+            as_binary["service_submissions"].append(rowbinary.submission(ev, now_ms, occ))
+    states: dict[str, Any] = {}
+    for offset, raw in enumerate(raws):  # states after each event, as the worker keeps them
+        try:
+            ev = decode_event(raw, known_agency=CATALOG.agencies, now=NOW)
+        except InvalidEvent:
+            continue
+        if isinstance(ev, InspectionEventV1):
+            before = states.get(ev.key, InspectionState())
+            states[ev.key], _ = apply_inspection(before, ev, (0, offset))
+    for key, st in states.items():
+        agency, iid = key.split(":", 1)
+        as_lists["inspection_classifications"].append(rows.classification_row(agency, iid, st, NOW))
+        as_binary["inspection_classifications"].append(
+            rowbinary.classification(agency, iid, st, now_ms)
+        )
+    for table in rows.COLUMNS:
+        if table in ("dead_letters", "duplicates"):
+            continue
         assert len(as_lists[table]) > 100
         warehouse.command(f"CREATE TABLE {table}_b AS {table}")
         write_tables(warehouse, {table: as_lists[table]}, token=None)
@@ -256,7 +277,7 @@ def test_rowbinary_rows_equal_the_list_rows(warehouse: Any) -> None:
             f"{table}_b", list(rows.COLUMNS[table]), b"".join(as_binary[table]), fmt="RowBinary"
         )
         cols = ", ".join(rows.COLUMNS[table])
-        order = "ORDER BY event_id"
+        order = "ORDER BY " + ("inspection_id" if "classif" in table else "event_id")
         listed = warehouse.query(f"SELECT {cols} FROM {table} {order}").result_rows
         binary = warehouse.query(f"SELECT {cols} FROM {table}_b {order}").result_rows
         assert listed == binary, table
