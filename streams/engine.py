@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +44,7 @@ from schemas.catalog import Catalog, bundled_dir, load_catalog
 from schemas.signing import Keyring, check_signature
 from schemas.topics import Topics
 from streams.decoder import Decoder
+from streams.known import KnownKeys
 from streams.processor import (
     INSPECTION,
     REFUSED,
@@ -154,6 +155,7 @@ async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int])
 
 
 STOP_TIMEOUT_S = 20.0
+DECODE_AHEAD = 2  # batches handed to the decoder before the oldest is applied
 
 
 async def poll(
@@ -291,6 +293,7 @@ class Engine:
         self.inspections = StateCache(capacity)
         self.dossiers = StateCache(capacity)
         self.decoder = Decoder(cfg.decode_processes)
+        self.known = KnownKeys()  # entities that may be in the warehouse (loaded on assignment)
         self.batch = Batch()
         self.generation = 0
         self._inflight: asyncio.Task[None] | None = None
@@ -337,22 +340,29 @@ class Engine:
         self.decoder.close()
 
     async def _loop(self) -> None:
-        """Fetch batch k+1 and hand it to the decoder, then apply batch k: the decoding process
-        works on one batch while this one applies the other."""
+        """Fetch batches and hand them to the decoder up to ``DECODE_AHEAD`` ahead of the one
+        being applied: the decoding process works on the next batch while this one applies the
+        oldest, and has the one after queued when it finishes."""
         assert self.consumer is not None
         cfg = self.cfg
         next_catalog_check = time.monotonic() + cfg.catalog_check_s
         poll_ms = max(10, int(cfg.flush_interval_s * 1000 / 2))
-        pending: Pending | None = None
+        pending: deque[Pending] = deque()
         while not self._stop.is_set():
-            wait_ms = 0 if pending is not None else poll_ms
-            records = await poll(self.consumer, self._stop, wait_ms, cfg.max_rows)
-            decoding = self._submit(records) if records else None
-            if pending is not None:
-                await self._apply(pending)
+            records = None
+            if len(pending) < DECODE_AHEAD:
+                wait_ms = 0 if pending else poll_ms
+                records = await poll(self.consumer, self._stop, wait_ms, cfg.max_rows)
+                if records:
+                    pending.append(self._submit(records))
+            # Apply the oldest batch when the decoder has the next one queued, or when it is
+            # decoded already, or when nothing more came: the decoder never waits for this loop.
+            if pending and (
+                len(pending) >= DECODE_AHEAD or not records or pending[0].decoded.done()
+            ):
+                await self._apply(pending.popleft())
                 self.inspections.trim()  # between batches only (see StateCache)
                 self.dossiers.trim()
-            pending = decoding
             b = self.batch
             if len(b.rows) >= cfg.max_rows or (
                 b.messages and time.monotonic() - b.started >= cfg.flush_interval_s
@@ -361,8 +371,8 @@ class Engine:
             if time.monotonic() >= next_catalog_check:
                 next_catalog_check = time.monotonic() + cfg.catalog_check_s
                 await self._maybe_reload_catalog()
-        if pending is not None:  # fetched and not applied: applied now, then written
-            await self._apply(pending)
+        while pending:  # fetched and not applied: applied now, then written
+            await self._apply(pending.popleft())
 
     # -- one batch of messages -------------------------------------------------------------
 
@@ -436,14 +446,23 @@ class Engine:
         """Fetch from the warehouse the states of the entities not in the caches."""
         want_i: dict[str, tuple[str, str]] = {}
         want_d: dict[str, tuple[str, str]] = {}
-        inspections, dossiers = self.inspections, self.dossiers
+        fresh: list[str] = []  # certainly not in the warehouse: nothing to fetch
+        inspections, dossiers, known = self.inspections, self.dossiers, self.known
         for d in decoded:
             kind, key = d[0], d[1]
             if kind == INSPECTION:
                 if key not in inspections:
-                    want_i[key] = (d[3], d[4])
+                    if key in known:
+                        want_i[key] = (d[3], d[4])
+                    else:
+                        fresh.append(key)
             elif kind != REFUSED and key not in dossiers:
-                want_d[key] = (d[3], d[4])
+                if key in known:
+                    want_d[key] = (d[3], d[4])
+                else:
+                    fresh.append(key)
+        for key in fresh:  # before their rows are written (see ``known``)
+            known.add(key)
         if not want_i and not want_d:
             return
         ins, dos = await self.reader.call(
@@ -554,6 +573,14 @@ class Engine:
             await watcher.stop()
         log.info("sinks caught up in %.1f s", time.monotonic() - started)
 
+    async def load_known(self) -> None:
+        """Rebuild the filter of entities in the warehouse (after the partitions' previous
+        owners wrote and committed everything: they do before they give partitions up)."""
+        started = time.monotonic()
+        count = await self.reader.call(self.known.load)
+        log.info("%d entity keys in the warehouse, read in %.1f s", count,
+                 time.monotonic() - started)  # fmt: skip
+
     async def on_revoked(self) -> None:
         """Before partitions move: finish writing, commit, and forget the cached states."""
         self.generation += 1
@@ -630,4 +657,5 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.engine.sink.stats.assigned = names
         if self.engine.cfg.role == "classify":
             await self.engine.wait_for_sinks()
+        await self.engine.load_known()
         self.engine._write_status()
