@@ -207,6 +207,9 @@ class StateCache(MutableMapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
+    def __contains__(self, key: object) -> bool:  # the mixin's goes through KeyError
+        return key in self._data
+
     def get(self, key: str, default: Any = None) -> Any:  # the mixin's goes through KeyError
         return self._data.get(key, default)
 
@@ -233,11 +236,12 @@ class StateCache(MutableMapping[str, Any]):
         if excess <= 0:
             return 0
         drop = []
-        pinned = self.dirty | self.flushing if self.flushing else self.dirty
+        dirty, flushing = self.dirty, self.flushing
+        want = excess + self.capacity // 10
         for key in self._data:
-            if key not in pinned:
+            if key not in dirty and key not in flushing:
                 drop.append(key)
-                if len(drop) >= excess + self.capacity // 10:
+                if len(drop) >= want:
                     break
         for key in drop:
             del self._data[key]

@@ -1,5 +1,5 @@
 """The filter of entities in the warehouse never forgets one (no false negatives), and is
-built from what the warehouse holds: ClickHouse's hash of a key equals the worker's."""
+built from the keys the warehouse holds."""
 
 from __future__ import annotations
 
