@@ -26,6 +26,10 @@ from streams.rows import Origin
 _U32 = struct.Struct("<I").pack
 _U64 = struct.Struct("<Q").pack
 _I64 = struct.Struct("<q").pack
+_QQ = struct.Struct("<QQ").pack  # UUID: high, low
+_TAIL = struct.Struct("<IQq").pack  # _partition, _offset, _ingested_at
+_FIELDS = struct.Struct("<BIBI").pack  # fields_total, fields_prefilled: not NULL
+_II = struct.Struct("<II").pack
 _LOW64 = (1 << 64) - 1
 _NULL = b"\x01"
 
@@ -33,6 +37,8 @@ _NULL = b"\x01"
 def _varint(n: int) -> bytes:
     if n < 0x80:
         return bytes((n,))
+    if n < 0x4000:  # a payload's length: two bytes
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -84,7 +90,7 @@ def _strs(vs: list[str] | None) -> bytes:
 
 
 def _uuid(x: int) -> bytes:
-    return (x >> 64).to_bytes(8, "little") + (x & _LOW64).to_bytes(8, "little")
+    return _QQ(x >> 64, x & _LOW64)
 
 
 def _nu32(v: int | None) -> bytes:
@@ -105,7 +111,7 @@ def inspection_event(
             _uuid(ev.event_id.int), _LC[ev.event_type], _I64(occurred_ms),
             _LC[ev.agency_code], _str(ev.inspection_id), activity, _nstr(ev.sector),
             _LCN[ev.subject_type], _LC[ev.schema_version], _bytes(raw), _LC[at.topic],
-            _U32(at.partition), _U64(at.offset), _I64(now_ms),
+            _TAIL(at.partition, at.offset, now_ms),
         )
     )  # fmt: skip
 
@@ -118,8 +124,7 @@ def service_event(
         fields = b"\x01\x01\x00"  # fields_total, fields_prefilled: NULL; prefill_sources: []
     else:
         fields = (
-            b"\x00" + _U32(form.fields_total) + b"\x00" + _U32(form.fields_prefilled)
-            + _strs(form.prefill_sources)
+            _FIELDS(0, form.fields_total, 0, form.fields_prefilled) + _strs(form.prefill_sources)
         )  # fmt: skip
     on_time = _NULL if ev.on_time is None else (b"\x00\x01" if ev.on_time else b"\x00\x00")
     applicant = ev.applicant.type if ev.applicant else None
@@ -128,8 +133,8 @@ def service_event(
             _uuid(ev.event_id.int), _LC[ev.event_type], _I64(occurred_ms),
             _LC[ev.agency_code], _LC[ev.procedure_code], _str(ev.dossier_id),
             _LCN[ev.channel], _LCN[ev.service_level], fields, on_time, _LCN[applicant],
-            _LC[ev.schema_version], _bytes(raw), _LC[at.topic], _U32(at.partition),
-            _U64(at.offset), _I64(now_ms),
+            _LC[ev.schema_version], _bytes(raw), _LC[at.topic],
+            _TAIL(at.partition, at.offset, now_ms),
         )
     )  # fmt: skip
 
@@ -143,7 +148,7 @@ def submission(ev: ServiceEventV1, now_ms: int, occurred_ms: int) -> bytes:
         (
             _uuid(ev.event_id.int), _I64(occurred_ms), _LC[ev.agency_code],
             _LC[ev.procedure_code], _str(ev.dossier_id), _LC[ev.channel or ""],
-            _LCN[ev.service_level], _U32(total), _U32(prefilled), _LC[prefill_class(ev)],
+            _LCN[ev.service_level], _II(total, prefilled), _LC[prefill_class(ev)],
             _strs(list(form.prefill_sources or []) if form else None), _I64(now_ms),
         )
     )  # fmt: skip
