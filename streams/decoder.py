@@ -89,10 +89,15 @@ class Decoder:
             fut: asyncio.Future[list[Decoded | Refused]] = loop.create_future()
             fut.set_result(decode_many(*pack_batch(groups), now, known_agencies))
             return fut
-        parts = [
-            loop.run_in_executor(self._pool, decode_many, *pack_batch(part), now, known_agencies)
-            for part in _split(groups, self.processes)
-        ]
+        try:
+            parts = [
+                loop.run_in_executor(
+                    self._pool, decode_many, *pack_batch(part), now, known_agencies
+                )
+                for part in _split(groups, self.processes)
+            ]
+        except BrokenProcessPool as exc:  # a process died while idle
+            raise DecoderError(f"a decoding process died: {exc}") from exc
         return asyncio.ensure_future(self._joined(parts))
 
     async def _joined(self, parts: list[asyncio.Future[list[Any]]]) -> list[Decoded | Refused]:

@@ -297,7 +297,10 @@ class Engine:
         self.inspections = StateCache(capacity)
         self.dossiers = StateCache(capacity)
         self.decoder = Decoder(cfg.decode_processes)
-        self.known = KnownKeys()  # entities that may be in the warehouse (loaded on assignment)
+        # Entities that may be in the warehouse: None until loaded after an assignment (records
+        # can arrive while it loads: then every missing state is looked for, and its key noted).
+        self.known: KnownKeys | None = None
+        self._noted: list[str] = []
         self.batch = Batch()
         self.generation = 0
         self._inflight: asyncio.Task[None] | None = None
@@ -451,7 +454,8 @@ class Engine:
         want_i: dict[str, tuple[str, str]] = {}
         want_d: dict[str, tuple[str, str]] = {}
         fresh: list[str] = []  # certainly not in the warehouse: nothing to fetch
-        inspections, dossiers, known = self.inspections, self.dossiers, self.known
+        inspections, dossiers = self.inspections, self.dossiers
+        known = self.known if self.known is not None else _EVERYTHING
         for d in decoded:
             kind, key = d[0], d[1]
             if kind == INSPECTION:
@@ -465,6 +469,9 @@ class Engine:
                     want_d[key] = (d[3], d[4])
                 else:
                     fresh.append(key)
+        if self.known is None:  # loading: the keys go in once it is loaded
+            self._noted += want_i
+            self._noted += want_d
         for key in fresh:  # before their rows are written (see ``known``)
             known.add(key)
         if not want_i and not want_d:
@@ -580,18 +587,40 @@ class Engine:
     async def load_known(self) -> None:
         """Rebuild the filter of entities in the warehouse (after the partitions' previous
         owners wrote and committed everything: they do before they give partitions up)."""
+        self.known, self._noted = None, []
+        generation = self.generation
         started = time.monotonic()
-        count = await self.reader.call(self.known.load)
+        loaded = KnownKeys()
+        count = await self.reader.call(loaded.load)
+        if generation != self.generation:
+            return  # partitions moved again meanwhile; the next assignment loads it again
+        for key in self._noted:  # looked for while it loaded: their rows may not be in it
+            loaded.add(key)
+        self.known, self._noted = loaded, []
         log.info("%d entity keys in the warehouse, read in %.1f s", count,
                  time.monotonic() - started)  # fmt: skip
 
     async def on_revoked(self) -> None:
         """Before partitions move: finish writing, commit, and forget the cached states."""
         self.generation += 1
+        self.known = None  # whatever comes next is looked for until the filter is loaded again
         await self._flush()
         await self._wait_written()
         self.inspections.clear()
         self.dossiers.clear()
+
+
+class _Everything:
+    """Stands in for the filter while it loads: every key may be in the warehouse."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def add(self, key: str) -> None:
+        pass
+
+
+_EVERYTHING = _Everything()
 
 
 MARKER = b'{"marker":true}'

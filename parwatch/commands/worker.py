@@ -151,8 +151,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if endpoint is not None:
                 await loop.run_in_executor(None, endpoint.stop)
 
+    from streams.decoder import DecoderError
+
     try:
         asyncio.run(main())
     except KafkaConnectionError as exc:
         raise UsageError(f"Kafka broker {cfg.bootstrap}: {exc}") from None
+    except DecoderError as exc:  # nothing of its batches was committed: a restart reads them
+        raise UsageError(f"{exc}; restart the worker") from None
     return 0

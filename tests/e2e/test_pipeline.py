@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -220,5 +223,45 @@ def test_tiny_state_cache_still_equals_ground_truth(pipeline: Pipeline, topics: 
     status = pipeline.wait_for(len(sim.messages), timeout_s=400)
     assert status["by_result"]["duplicate"] == sim.duplicates
     assert status["by_result"]["redelivered"] == 0
+    assert pipeline.stop_worker() == 0
+    pipeline.assert_kpis_equal_truth(sim.truth)
+
+
+def _decoding_process(parent: int, timeout_s: float = 60) -> int:
+    """The pid of the worker's decoding process (a spawned child, not the resource tracker)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            ppid = int(text[text.rindex(")") + 2 :].split()[1])
+            if ppid == parent and b"spawn_main" in cmdline:
+                return int(stat.parent.name)
+        time.sleep(0.2)
+    raise TimeoutError("the worker started no decoding process")
+
+
+def test_killed_decoding_process_stops_the_worker_and_loses_nothing(
+    pipeline: Pipeline, topics: Any
+) -> None:
+    sim = simulate(SimulationConfig(seed=12, events=8_000, invalid_share=0.01), load_catalog())
+    half = len(sim.messages) // 2
+    bootstrap = pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"]
+    pipeline.start_worker()
+    assert pipeline.proc is not None
+    child = _decoding_process(pipeline.proc.pid)
+    publish_raw(bootstrap, topics, ((m.kind, m.key, m.value) for m in sim.messages[:half]))
+    pipeline.wait_for(half)
+    os.kill(child, signal.SIGKILL)
+    publish_raw(bootstrap, topics, ((m.kind, m.key, m.value) for m in sim.messages[half:]))
+    code = pipeline.proc.wait(60)  # the next batch finds the process gone
+    assert code == 2
+    log = (pipeline.data_dir / "worker.log").read_text(errors="replace")
+    assert "decoding process died" in log and "Traceback" not in log
+    pipeline.start_worker()  # reads again whatever was not committed
+    pipeline.wait_committed(len(sim.messages))
     assert pipeline.stop_worker() == 0
     pipeline.assert_kpis_equal_truth(sim.truth)
