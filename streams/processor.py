@@ -200,23 +200,6 @@ def dead_letter_message(refusal: InvalidEvent, refused_at: datetime) -> bytes:
     ).encode()
 
 
-def decode_message(
-    raw: bytes, at: rows.Origin, *, now: datetime, known_agencies: Container[str], out: RowBuffer
-) -> Event | Processed:
-    """Decode one message: the event, or a refusal already written to ``out`` as a dead letter."""
-    try:
-        return decode(raw, known_agency=known_agencies, now=now)
-    except InvalidEvent as refusal:
-        return refuse(refusal, at, now, out)
-
-
-def refuse(refusal: InvalidEvent, at: rows.Origin, now: datetime, out: RowBuffer) -> Processed:
-    """Record a refusal (from decoding or from a check outside it) as a dead-letter row."""
-    refusal.at(at.topic, at.partition, at.offset)
-    out.add("dead_letters", rows.dead_letter_row(refusal, now))
-    return Processed(Result.REFUSED, refusal, refusal.agency_code)
-
-
 def apply_decoded(
     d: Decoded,
     at: rows.Origin,
@@ -252,24 +235,6 @@ def apply_decoded(
     return Result.ACCEPTED if outcome is Outcome.NEW else Result.REDELIVERED
 
 
-def apply_event(
-    event: Event,
-    raw: bytes,
-    at: rows.Origin,
-    *,
-    now: datetime,
-    inspection_states: MutableMapping[str, Any],
-    dossier_states: MutableMapping[str, Any],
-    out: RowBuffer,
-) -> Processed:
-    """``apply_decoded`` for an event decoded in this process."""
-    result = apply_decoded(
-        summarize(event, raw, at, ticks_ms(now)), at, now=now, inspection_states=inspection_states,
-        dossier_states=dossier_states, out=out,
-    )  # fmt: skip
-    return Processed(result, agency_code=event.agency_code)
-
-
 def process(
     raw: bytes,
     at: rows.Origin,
@@ -280,14 +245,19 @@ def process(
     dossier_states: MutableMapping[str, Any],
     out: RowBuffer,
 ) -> Processed:
-    """Handle one message: ``decode_message`` then ``apply_event``."""
-    event = decode_message(raw, at, now=now, known_agencies=known_agencies, out=out)
-    if isinstance(event, Processed):
-        return event
-    return apply_event(
-        event, raw, at, now=now, inspection_states=inspection_states,
+    """Handle one message in this process, with the worker's two steps (``decode_one``'s, then
+    ``apply_decoded``); a refusal keeps its exception in the result."""
+    try:
+        event = decode(raw, known_agency=known_agencies, now=now)
+    except InvalidEvent as refusal:
+        refusal.__traceback__ = None  # its frames would hold the caller's batch alive
+        out.add("dead_letters", refused(refusal, at, now)[1])
+        return Processed(Result.REFUSED, refusal, refusal.agency_code)
+    result = apply_decoded(
+        summarize(event, raw, at, ticks_ms(now)), at, now=now, inspection_states=inspection_states,
         dossier_states=dossier_states, out=out,
     )  # fmt: skip
+    return Processed(result, agency_code=event.agency_code)
 
 
 def _duplicate(
