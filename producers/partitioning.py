@@ -4,9 +4,10 @@ Contract of ``KeyPartitioner.choose(producer, topic, key)``:
 
 * Returns the partition that kafka-python's ``DefaultPartitioner`` picks for a keyed record
   (the Java client's: ``murmur2(key) & 0x7FFFFFFF`` modulo the topic's partition count, over the
-  sorted partition ids), so passing it as ``send(partition=...)`` changes nothing about where a
-  record goes; it only spares kafka-python's per-record partitioner (about 8 us on the bench
-  machine: a pure-Python hash plus a sort of the partition list).
+  sorted partition ids), with kafka-python's own ``murmur2``, so passing it as
+  ``send(partition=...)`` changes nothing about where a record goes; it only spares kafka-python's
+  per-record partitioner (about 8 us on the bench machine: a pure-Python hash of every record
+  plus a sort of the partition list).
 * Hashes are remembered per key (keys repeat: all events of an inspection or dossier share one),
   up to ``max_keys`` of them, then forgotten all at once.
 * Partition lists come from ``producer.partitions_for(topic)`` (the producer's own metadata) and
@@ -19,36 +20,10 @@ Contract of ``KeyPartitioner.choose(producer, topic, key)``:
 
 from __future__ import annotations
 
-import struct
 import time
 
 from kafka import KafkaProducer
-
-_M = 0x5BD1E995
-_MASK = 0xFFFFFFFF
-_SEED = 0x9747B28C
-
-
-def murmur2(data: bytes) -> int:
-    """MurmurHash2 of ``data`` as Kafka's Java client computes it, as an unsigned 32-bit int."""
-    length = len(data)
-    h = _SEED ^ length
-    whole = length & ~3
-    if whole:
-        for k in struct.unpack_from(f"<{whole >> 2}I", data):
-            k = (k * _M) & _MASK
-            k ^= k >> 24
-            h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
-    tail = length & 3
-    if tail:
-        if tail == 3:
-            h ^= data[whole + 2] << 16
-        if tail >= 2:
-            h ^= data[whole + 1] << 8
-        h = ((h ^ data[whole]) * _M) & _MASK
-    h ^= h >> 13
-    h = (h * _M) & _MASK
-    return h ^ (h >> 15)
+from kafka.partitioner.default import murmur2  # the hash kafka-python's own partitioner uses
 
 
 class KeyPartitioner:
