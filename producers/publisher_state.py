@@ -31,6 +31,5 @@ class PublisherState:
         self.broken = False  # the current producer failed; the drainer replaces it
         self.kick = False  # cut the drainer's backoff short
         self.stopping = False  # the drainer is to stop
-        self.in_flight = 0
         self.accepted = self.refused = self.sent = 0
         self.delivered = self.spooled = self.failed = 0

@@ -65,10 +65,6 @@ class Decoder:
                 initargs=(os.getpid(),),
             )
 
-    @property
-    def in_process(self) -> bool:
-        return self._pool is None
-
     async def start(self) -> None:
         """Wait until the children are up (their start-up is not charged to the first batch)."""
         if self._pool is not None:
