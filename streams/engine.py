@@ -104,8 +104,12 @@ class CatalogHolder:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self.catalog: Catalog = load_catalog(directory)
-        self.codes = frozenset(self.catalog.agencies)  # what decoding needs, cheap to pickle
         self._mtime = self._stamp()
+
+    @property
+    def codes(self) -> frozenset[str]:
+        """The agency codes: what decoding needs of the catalog (cheap to pickle)."""
+        return frozenset(self.catalog.agencies)
 
     def _stamp(self) -> float:
         d = self.directory or bundled_dir()
@@ -116,7 +120,6 @@ class CatalogHolder:
         if stamp == self._mtime:
             return False
         self.catalog, self._mtime = load_catalog(self.directory), stamp
-        self.codes = frozenset(self.catalog.agencies)
         log.info("agency catalog reloaded: %d agencies", len(self.catalog.agencies))
         return True
 
