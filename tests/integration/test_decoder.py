@@ -1,5 +1,6 @@
-"""The decoding process gives exactly what decoding in the worker's own process gives, and it
-does not outlive a worker that was killed."""
+"""The decoding process gives exactly what decoding in the worker's own process gives (whatever
+share of a batch each side decodes), and neither it nor its batch files outlive a worker that
+was killed."""
 
 from __future__ import annotations
 
@@ -35,14 +36,20 @@ def _batch() -> list[tuple[str, int, list[_Msg]]]:
     return groups
 
 
-async def _decode(processes: int, groups: list[tuple[str, int, list[_Msg]]]) -> list[object]:
+async def _decode(
+    processes: int, groups: list[tuple[str, int, list[_Msg]]], inline: float | None = None
+) -> list[object]:
     decoder = Decoder(processes)
+    if inline is not None:
+        decoder.inline_share = inline
     try:
         await decoder.start()
         codes = frozenset(load_catalog().agencies)
         return list(await decoder.submit(groups, NOW, codes))  # type: ignore[arg-type]
     finally:
+        folder = decoder._folder
         decoder.close()
+        assert folder is None or not os.path.exists(folder), "batch files left behind"
 
 
 def test_child_process_decodes_exactly_as_in_process() -> None:
@@ -52,6 +59,9 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
     split = asyncio.run(_decode(2, groups))  # two processes, each a run of whole partitions
     assert len(here) == len(there) == sum(len(ms) for _, _, ms in groups)
     assert here == there == split
+    # Part decoded here, the rest in the child: a cut inside a partition's run, and the ends.
+    for inline in (0.37, 0.0, 1.0):
+        assert asyncio.run(_decode(1, groups, inline)) == here, inline
     kinds = [d[0] for d in here]  # type: ignore[index]
     assert kinds.count(REFUSED) >= 10 and kinds.count(INSPECTION) and kinds.count(SERVICE)
     # Positions follow the groups: the first service/inspection row of group 2 has its offset.
@@ -61,6 +71,34 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
         if d[0] != REFUSED:  # type: ignore[index]
             for _table, row in d[6]:  # type: ignore[index]
                 assert isinstance(row[0], int)  # event_id as UUID.int
+
+
+def test_cut_and_balance() -> None:
+    from streams.decoder import INLINE_MAX, _cut
+
+    groups = [("t", p, list(range(10 * p, 10 * p + n))) for p, n in enumerate([3, 4, 2])]
+    head, tail = _cut(groups, 5)  # type: ignore[arg-type]
+    assert head == [("t", 0, [0, 1, 2]), ("t", 1, [10, 11])]
+    assert tail == [("t", 1, [12, 13]), ("t", 2, [20, 21])]
+    assert _cut(groups, 0) == ([], groups)  # type: ignore[arg-type]
+    assert _cut(groups, 9) == (groups, [])  # type: ignore[arg-type]
+
+    d = Decoder(0)
+    d.balance(waited=True)
+    assert d.inline_share == 1.0  # no child: everything here, always
+    d = Decoder(1)
+    try:
+        start = d.inline_share
+        d.balance(waited=True)
+        assert d.inline_share > start  # the child was behind: more here
+        for _ in range(100):
+            d.balance(waited=True)
+        assert d.inline_share == INLINE_MAX
+        for _ in range(100):
+            d.balance(waited=False)
+        assert d.inline_share == 0.0
+    finally:
+        d.close()
 
 
 def test_split_keeps_order_and_balances() -> None:
@@ -81,6 +119,7 @@ from streams.decoder import Decoder
 async def main():
     d = Decoder(1)
     await d.start()
+    print(d._folder, flush=True)
     print(" ".join(open(f"/proc/{os.getpid()}/task/{t}/children").read()
                    for t in os.listdir(f"/proc/{os.getpid()}/task")), flush=True)
     time.sleep(600)
@@ -91,6 +130,8 @@ asyncio.run(main())
 def test_decoding_process_exits_when_the_worker_is_killed() -> None:
     proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
+    folder = proc.stdout.readline().strip()
+    assert os.path.isdir(folder)
     pids = [int(p) for p in proc.stdout.readline().split()]
     assert pids, "the decoder started no process"
     for pid in pids:
@@ -103,6 +144,7 @@ def test_decoding_process_exits_when_the_worker_is_killed() -> None:
         time.sleep(0.2)
         alive = [p for p in alive if _alive(p)]
     assert not alive, f"decoding process {alive} outlived its worker"
+    assert not os.path.exists(folder), "the batch files' folder outlived the worker"
 
 
 def _alive(pid: int) -> bool:
