@@ -82,6 +82,8 @@ def test_alters_reach_local_tables_and_column_changes_the_distributed_ones() -> 
         "ALTER TABLE parwatch.inspection_events_local",  # MATERIALIZE: data, local only
         "ALTER TABLE parwatch.inspection_events_local",  # MODIFY COLUMN
         "ALTER TABLE parwatch.inspection_events",
+        "ALTER TABLE parwatch.inspection_events_local",  # MODIFY COLUMN (payload codec)
+        "ALTER TABLE parwatch.inspection_events",
     ]
 
 
