@@ -10,8 +10,9 @@ fields validated in Rust only:
 * ``event_id``: the same canonical pattern, then pydantic's UUID parser;
 * text fields: no NFC step; ``nfc_safe(raw)`` must hold first (every string in the payload is
   already NFC, so NFC would change nothing);
-* no unnamed fields (``extra="forbid"``): an event with some takes the contract's path, where
-  they are kept and checked for personal data. So a fast event never has unnamed fields.
+* unnamed fields are kept, as the contract's models keep them (``extra="allow"``, inherited);
+  ``has_unnamed`` tells cheaply whether an event has any, and then ``decode`` checks them for
+  personal data exactly as on the contract's path.
 
 So whatever the fast models accept, the contract's models accept too, with equal values (the
 instances are of subclasses, so ``isinstance`` checks hold). Whatever they refuse goes to the
@@ -65,16 +66,11 @@ def _bounded(max_length: int) -> type[str]:
     return Annotated[str, StringConstraints(min_length=1, max_length=max_length)]  # type: ignore[return-value]
 
 
-_FORBID = ConfigDict(extra="forbid")  # unnamed fields: the contract's path (its PII check)
-
-
 class _Activity(Activity):
-    model_config = _FORBID
     system_code: str | None = None
 
 
 class FastInspectionEventV1(InspectionEventV1):
-    model_config = _FORBID
     event_id: FastEventId
     occurred_at: FastTimestamp
     inspection_id: _bounded(64)  # type: ignore[valid-type]
@@ -83,16 +79,14 @@ class FastInspectionEventV1(InspectionEventV1):
 
 
 class _Form(Form):
-    model_config = _FORBID
     prefill_sources: list[str] | None = None
 
 
 class _Applicant(Applicant):
-    model_config = _FORBID
+    pass
 
 
 class FastServiceEventV1(ServiceEventV1):
-    model_config = _FORBID
     event_id: FastEventId
     occurred_at: FastTimestamp
     procedure_code: _bounded(32)  # type: ignore[valid-type]
@@ -104,6 +98,26 @@ class FastServiceEventV1(ServiceEventV1):
 FAST_ADAPTER: TypeAdapter[InspectionEventV1 | ServiceEventV1] = TypeAdapter(
     Annotated[FastInspectionEventV1 | FastServiceEventV1, Field(discriminator="schema_version")]
 )
+
+
+# The fields of each fast model that hold a nested model (``decoding._nested`` of the contract's
+# models; a test keeps the two in step).
+NESTED: dict[type, tuple[str, ...]] = {
+    FastInspectionEventV1: ("activity",),
+    FastServiceEventV1: ("form", "applicant"),
+}
+
+
+def has_unnamed(event: FastInspectionEventV1 | FastServiceEventV1) -> bool:
+    """Whether a fast event (or a model nested in it) holds fields the contract does not name:
+    ``decoding.has_unnamed_fields``, for these models, without its generic walk."""
+    if event.__pydantic_extra__:
+        return True
+    for name in NESTED[type(event)]:
+        nested = getattr(event, name)
+        if nested is not None and nested.__pydantic_extra__:
+            return True
+    return False
 
 
 def nfc_safe(raw: bytes) -> bool:

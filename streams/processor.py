@@ -24,7 +24,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from schemas.decoding import decode
+from schemas.decoding import MAX_FUTURE_SKEW, decode, decode_timed
 from schemas.errors import InvalidEvent
 from schemas.inspection import InspectionEventV1
 from schemas.service import ServiceEventV1
@@ -98,10 +98,16 @@ Refused = tuple[int, rows.Row, bytes, str | None]
 agency_code)."""
 
 
-def summarize(event: Event, raw: bytes, at: rows.Origin, now_ms: int) -> Decoded:
-    """The ``Decoded`` of a valid event; ``now_ms`` is ``ticks_ms(now)``. Its own rows are
-    RowBinary (``rowbinary``): cheap to pickle, and inserted without re-encoding."""
-    occurred_ms = ticks_ms(event.occurred_at)
+def summarize(
+    event: Event, raw: bytes, at: rows.Origin, now_ms: int, occurred_ts: float | None = None
+) -> Decoded:
+    """The ``Decoded`` of a valid event; ``now_ms`` is ``ticks_ms(now)``, ``occurred_ts`` is
+    ``event.occurred_at.timestamp()`` if known. Its own rows are RowBinary (``rowbinary``):
+    cheap to pickle, and inserted without re-encoding."""
+    if occurred_ts is None:
+        occurred_ms = ticks_ms(event.occurred_at)
+    else:  # ticks_ms, from the timestamp already computed (never negative: >= 1970)
+        occurred_ms = (int(occurred_ts) * 1_000_000 + event.occurred_at.microsecond) // 1000
     agency = event.agency_code
     if isinstance(event, InspectionEventV1):
         entity = event.inspection_id
@@ -133,10 +139,10 @@ def decode_one(
     now_ms: int | None = None,
 ) -> Decoded | Refused:  # fmt: skip
     try:
-        event = decode(raw, known_agency=known_agencies, now=now)
+        event, ts = decode_timed(raw, known_agencies, now, MAX_FUTURE_SKEW)
     except InvalidEvent as refusal:
         return refused(refusal, at, now)
-    return summarize(event, raw, at, ticks_ms(now) if now_ms is None else now_ms)
+    return summarize(event, raw, at, ticks_ms(now) if now_ms is None else now_ms, ts)
 
 
 Origins = list[tuple[str, int, "array[int]"]]
@@ -149,25 +155,25 @@ def decode_many(
 ) -> list[Decoded | Refused]:  # fmt: skip
     """``decode_one`` over a batch: the messages' values are ``blob`` cut at ``lengths`` (one
     bytes object and two arrays pickle as fast as copying them; what the decoding process
-    runs)."""
+    runs). Its loop is ``decode_one``'s, inline (a call less per event)."""
     now_ms = ticks_ms(now)
     Origin = rows.Origin
     out: list[Decoded | Refused] = []
+    append = out.append
     start = 0
     sizes = iter(lengths)
     for topic, partition, offsets in origins:
         for offset in offsets:
             end = start + next(sizes)
-            out.append(
-                decode_one(
-                    blob[start:end],
-                    Origin(topic, partition, offset),
-                    now=now,
-                    known_agencies=known_agencies,
-                    now_ms=now_ms,
-                )  # fmt: skip
-            )
+            raw = blob[start:end]
             start = end
+            at = Origin(topic, partition, offset)
+            try:
+                event, ts = decode_timed(raw, known_agencies, now, MAX_FUTURE_SKEW)
+            except InvalidEvent as refusal:
+                append(refused(refusal, at, now))
+                continue
+            append(summarize(event, raw, at, now_ms, ts))
     return out
 
 

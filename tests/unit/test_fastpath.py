@@ -4,6 +4,7 @@ equal values; everything else is left to the contract's models."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 import unicodedata
 from typing import Any
 
@@ -14,7 +15,9 @@ from producers.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
 from schemas.events import EVENT_ADAPTER
 from schemas.example_payloads import load_examples
-from schemas.fastpath import FAST_ADAPTER, nfc_safe
+from schemas.decoding import _named, _nested, decode, has_unnamed_fields
+from schemas.errors import InvalidEvent, Reason
+from schemas.fastpath import FAST_ADAPTER, NESTED, has_unnamed, nfc_safe
 from tests.conftest import make_inspection_event, make_service_event
 
 
@@ -34,22 +37,39 @@ def _full(raw: bytes) -> Any:
 
 def _same(fast: Any, full: Any) -> None:
     assert isinstance(fast, type(full))  # a subclass of the contract's model
-    assert fast.model_dump() == full.model_dump()
-    assert not fast.model_extra and not full.model_extra  # unnamed fields: contract's path
+    assert fast.model_dump() == full.model_dump()  # unnamed fields included
+    assert fast.model_extra == full.model_extra
+    assert has_unnamed(fast) == has_unnamed_fields(full)
     assert fast.occurred_at.utcoffset() == full.occurred_at.utcoffset()
 
 
 def test_simulated_payloads_give_the_same_events() -> None:
     sim = simulate(SimulationConfig(seed=11, events=3000), load_catalog())
-    fast_count = 0
+    fast_count = unnamed = 0
     for m in sim.messages:
         full = _full(m.value)
         fast = _fast(m.value) if nfc_safe(m.value) else None
         if fast is not None:
             fast_count += 1
+            unnamed += has_unnamed(fast)
             assert full is not None, m.value
             _same(fast, full)
-    assert fast_count > 0.9 * len(sim.messages)  # the common case does take the fast path
+    assert fast_count > 0.95 * len(sim.messages)  # the common case does take the fast path
+    assert unnamed > 0.02 * len(sim.messages)  # agencies' own fields among them
+
+
+def test_fast_models_name_the_same_fields_and_nest_the_same_way() -> None:
+    """``has_unnamed`` and the PII check see the fast models as the contract's."""
+    for fast, nested in NESTED.items():
+        contract = fast.__mro__[1]
+        assert set(_named(fast)) == set(_named(contract))
+        assert nested == _nested(fast) == _nested(contract)
+        for name in nested:
+            inner, inner_contract = _named(fast)[name], _named(contract)[name]
+            assert inner is not None and inner_contract is not None
+            assert issubclass(inner, inner_contract) and set(_named(inner)) == set(
+                _named(inner_contract)
+            )
 
 
 def test_examples_give_the_same_events() -> None:
@@ -116,13 +136,34 @@ def test_event_ids_agree(event_id: str) -> None:
         _same(fast, full)
 
 
-def test_unnamed_fields_take_the_contracts_path() -> None:
+def test_unnamed_fields_are_kept_and_seen_as_on_the_contracts_path() -> None:
     raw = json.dumps(make_inspection_event(ghi_chu="Đoàn 3"), ensure_ascii=False).encode()
-    assert nfc_safe(raw) and _fast(raw) is None
-    assert _full(raw).model_extra == {"ghi_chu": "Đoàn 3"}  # type: ignore[union-attr]
-    nested = make_service_event()
-    nested["form"]["ghi_chu"] = "x"
-    assert _fast(json.dumps(nested).encode()) is None
+    assert nfc_safe(raw)
+    _same(_fast(raw), _full(raw))
+    assert _fast(raw).model_extra == {"ghi_chu": "Đoàn 3"}
+    for where in ("form", "applicant"):
+        nested = make_service_event()
+        nested[where]["ghi_chu"] = {"x": [1, "y"]}
+        raw = json.dumps(nested).encode()
+        fast = _fast(raw)
+        assert has_unnamed(fast) and getattr(fast, where).model_extra == {"ghi_chu": {"x": [1, "y"]}}
+        _same(fast, _full(raw))
+    activity = make_inspection_event()
+    activity["activity"]["ghi_chu"] = 1
+    _same(_fast(json.dumps(activity).encode()), _full(json.dumps(activity).encode()))
+    assert has_unnamed(_fast(json.dumps(activity).encode()))
+
+
+@pytest.mark.parametrize("where", ["", "form", "applicant"])
+def test_personal_data_in_unnamed_fields_is_refused_on_the_fast_path(where: str) -> None:
+    event = make_service_event()
+    (event[where] if where else event)["so_dien_thoai"] = "0912 345 678"
+    raw = json.dumps(event).encode()
+    assert _fast(raw) is not None  # the fast models take it: decode must check it
+    with pytest.raises(InvalidEvent) as refused:
+        decode(raw, known_agency=[event["agency_code"]], now=datetime.now(UTC))
+    assert refused.value.reason is Reason.PII_DETECTED
+    assert b"0912" not in refused.value.payload
 
 
 def test_text_not_in_nfc_is_not_fast() -> None:
