@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "the ratio pipeline / baseline compares the two; (4) the worker's RSS after N and "
             "after 4N messages (3N more are published); (5) latency from publish to queryable "
             "(the row's _inserted_at) at a steady offered load; (6) the publisher SDK's send "
-            "rate beside bare kafka-python's. Uses the embedded broker (Tansu) and an embedded "
+            "rate beside bare kafka-python's (three pairs of runs, alternating which goes "
+            "first; medians). Uses the embedded broker (Tansu) and an embedded "
             "warehouse (chdb) in a new folder under PARWATCH_DATA_DIR, or the configured "
             "PARWATCH_KAFKA_BOOTSTRAP (uniquely named topics, deleted afterwards) and an "
             "http(s) PARWATCH_CLICKHOUSE_URL (a new database, dropped afterwards); a chdb:// "
@@ -136,7 +137,8 @@ def format_table(r: BenchResult, opts: BenchOptions) -> str:
         f"p99 {r.latency_p99_s:.3f} s   max {r.latency_max_s:.3f} s",
         f"worker RSS: after N {r.rss_after_n_mb:,.0f} MiB, after 4N {r.rss_after_4n_mb:,.0f} MiB, "
         f"peak {r.rss_peak_mb:,.0f} MiB",
-        f"publisher, {r.publisher_events:,} events: SDK {r.publisher_events_per_s:,.0f}/s, "
+        f"publisher, {r.publisher_events:,} events, median of {len(r.publisher_runs_per_s)} "
+        f"alternating runs: SDK {r.publisher_events_per_s:,.0f}/s, "
         f"bare kafka-python {r.bare_producer_events_per_s:,.0f}/s (SDK / bare {sdk_share:.2f})",
         f"warehouse check: {check}: {'OK' if r.verified else 'MISMATCH'}",
     ]
