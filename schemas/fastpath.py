@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, GetPydanticSchema, StringConstraints, TypeAdapter
+from pydantic import Field, GetPydanticSchema, StringConstraints, TypeAdapter
 from pydantic_core import core_schema as cs
 
 from schemas.fields import EARLIEST, UUID_PATTERN

@@ -40,7 +40,6 @@ from typing import Any
 
 from streams.processor import Decoded, Origins, Refused, decode_many, pack_batch
 
-
 INLINE_START = 0.1  # share of a batch decoded in the worker's own process, at first
 INLINE_STEP = 0.02  # moved after each batch, towards whichever side waits
 INLINE_MAX = 0.5
@@ -72,7 +71,7 @@ def _ready() -> bool:
 
 def _folder() -> str:
     """A new folder for batch files, in memory where the system has ``/dev/shm``."""
-    shm = "/dev/shm"
+    shm = "/dev/shm"  # noqa: S108 (mkdtemp below: a new private folder, mode 0700)
     base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
     return tempfile.mkdtemp(prefix="parwatch-decode-", dir=base)
 
@@ -163,8 +162,9 @@ class Decoder:
         remote, local = _cut(groups, total - int(total * self.inline_share))
         try:
             parts = [
-                loop.run_in_executor(self._pool, decode_file, *self._put(part), now,
-                                     known_agencies)  # fmt: skip
+                loop.run_in_executor(
+                    self._pool, decode_file, *self._put(part), now, known_agencies
+                )  # fmt: skip
                 for part in _split(remote, self.processes)
                 if part
             ]
@@ -199,7 +199,11 @@ class Decoder:
             done = await asyncio.gather(*parts)
         except BrokenProcessPool as exc:
             raise DecoderError(f"a decoding process died: {exc}") from exc
-        results: list[list[Decoded | Refused]] = [pickle.loads(_take(path)) for path in done]
+        # Written by our own child in our private folder (0700), never by anyone else.
+        results: list[list[Decoded | Refused]] = [
+            pickle.loads(_take(path))  # noqa: S301
+            for path in done
+        ]
         if here:
             results.append(here)
         if len(results) == 1:

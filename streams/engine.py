@@ -413,22 +413,21 @@ class Engine:
         results = batch.results
         inspections, dossiers = self.inspections, self.dossiers
         i = 0
+        refused_ = Result.REFUSED.value
         for tp, messages in p.groups:
             topic, partition = tp.topic, tp.partition
             for m in messages:
                 d = decoded[i]
                 i += 1
-                at = Origin(topic, partition, m.offset)
                 if d[0] != REFUSED:
                     result = apply_decoded(
-                        d, at, now=now, inspection_states=inspections, dossier_states=dossiers,
-                        out=out,
-                    )  # fmt: skip
+                        d, topic, partition, m.offset, now, inspections, dossiers, out
+                    )
                 else:
                     out.tables["dead_letters"].append(d[1])
                     batch.dead_letters.append(await self._send_dead_letter(m, d[2]))
-                    result = Result.REFUSED
-                results[result.value] += 1
+                    result = refused_
+                results[result] += 1
             batch.first.setdefault(tp, messages[0].offset)
             batch.offsets[tp] = messages[-1].offset + 1
             batch.messages += len(messages)

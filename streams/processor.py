@@ -48,6 +48,14 @@ class Result(Enum):
     REFUSED = "refused"
 
 
+# The values, for the per-message path (an Enum member's ``.value`` is a property lookup).
+_ACCEPTED, _REDELIVERED, _DUPLICATE = (
+    Result.ACCEPTED.value,
+    Result.REDELIVERED.value,
+    Result.DUPLICATE.value,
+)
+
+
 @dataclass
 class RowBuffer:
     """Rows waiting for the warehouse, per table, in arrival order; and the latest state of each
@@ -208,21 +216,25 @@ def dead_letter_message(refusal: InvalidEvent, refused_at: datetime) -> bytes:
 
 def apply_decoded(
     d: Decoded,
-    at: rows.Origin,
-    *,
+    topic: str,
+    partition: int,
+    offset: int,
     now: datetime,
     inspection_states: MutableMapping[str, Any],
     dossier_states: MutableMapping[str, Any],
     out: RowBuffer,
-) -> Result:
-    """Dedupe and classify a decoded event against its entity's state; append its rows."""
+) -> str:
+    """Dedupe and classify a decoded event against its entity's state; append its rows.
+    Returns the ``Result``'s value. Positional, and the message's position as three values:
+    the worker calls it for every message."""
     kind, key, event_key, agency, entity_id, facts, own = d
-    position = (at.partition, at.offset)
+    position = (partition, offset)
     tables = out.tables
     if kind == INSPECTION:
         before = inspection_states.get(key) or _NO_INSPECTION
         state, outcome = apply_inspection(before, facts, position)  # type: ignore[arg-type]
         if outcome is Outcome.DUPLICATE:
+            at = rows.Origin(topic, partition, offset)
             return _duplicate(d, before.seen[event_key], at, now, out)
         if outcome is Outcome.NEW:
             inspection_states[key] = state
@@ -233,12 +245,13 @@ def apply_decoded(
         dossier = dossier_states.get(key) or _NO_DOSSIER
         new_dossier, outcome = apply_service(dossier, event_key, position)
         if outcome is Outcome.DUPLICATE:
+            at = rows.Origin(topic, partition, offset)
             return _duplicate(d, dossier.seen[event_key], at, now, out)
         if outcome is Outcome.NEW:
             dossier_states[key] = new_dossier
         for table, row in own:
             tables[table].append(row)
-    return Result.ACCEPTED if outcome is Outcome.NEW else Result.REDELIVERED
+    return _ACCEPTED if outcome is Outcome.NEW else _REDELIVERED
 
 
 def process(
@@ -260,14 +273,14 @@ def process(
         out.add("dead_letters", refused(refusal, at, now)[1])
         return Processed(Result.REFUSED, refusal, refusal.agency_code)
     result = apply_decoded(
-        summarize(event, raw, at, ticks_ms(now)), at, now=now, inspection_states=inspection_states,
-        dossier_states=dossier_states, out=out,
+        summarize(event, raw, at, ticks_ms(now)), at.topic, at.partition, at.offset, now,
+        inspection_states, dossier_states, out,
     )  # fmt: skip
-    return Processed(result, agency_code=event.agency_code)
+    return Processed(Result(result), agency_code=event.agency_code)
 
 
 def _duplicate(
     d: Decoded, first: tuple[int, int], at: rows.Origin, now: datetime, out: RowBuffer
-) -> Result:
+) -> str:
     out.add("duplicates", rows.duplicate_row(d[2], d[3], d[1], first, at, now))
-    return Result.DUPLICATE
+    return _DUPLICATE

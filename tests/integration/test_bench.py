@@ -136,7 +136,8 @@ def test_inserted_at_is_the_insert_time_and_older_rows_keep_ingested_at(chdb_url
         every = migrations.load_migrations()
         migrations.apply(client, [m for m in every if m.version < 7])
         old = _insert_inspection(client, datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC))
-        assert [m.version for m in migrations.apply(client, [m for m in every if m.version <= 7])] == [7]
+        up_to_7 = [m for m in every if m.version <= 7]
+        assert [m.version for m in migrations.apply(client, up_to_7)] == [7]
         before = datetime.now(UTC)
         new = _insert_inspection(client, datetime(2025, 1, 1, tzinfo=UTC))
         after = datetime.now(UTC)
