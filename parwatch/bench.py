@@ -10,7 +10,7 @@ One run, on fresh topics, a fresh consumer group and a fresh warehouse:
 5. latency: messages published at a steady rate; per event, publish time to ``_inserted_at``
    (the server's clock when the insert that made the row queryable ran);
 6. publisher: the SDK's send rate beside a bare kafka-python producer's, same events, same
-   producer settings; three pairs of runs in alternating order, medians reported.
+   producer settings; five pairs of runs in alternating order, medians reported.
 
 Throughput is counted in messages (every message the worker must handle, refused or not).
 Rates exclude fixed start-up costs: both are measured from the first batch out (the
@@ -66,7 +66,7 @@ from producers.simulator import SimulationConfig, simulate
 from schemas.topics import Topics
 
 RSS_SETTLE_S = 5.0
-PUBLISHER_ROUNDS = 3  # SDK/bare pairs; the medians are reported
+PUBLISHER_ROUNDS = 5  # SDK/bare pairs; the medians are reported
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "the ratio pipeline / baseline compares the two; (4) the worker's RSS after N and "
             "after 4N messages (3N more are published); (5) latency from publish to queryable "
             "(the row's _inserted_at) at a steady offered load; (6) the publisher SDK's send "
-            "rate beside bare kafka-python's (three pairs of runs, alternating which goes "
+            "rate beside bare kafka-python's (five pairs of runs, alternating which goes "
             "first; medians). Uses the embedded broker (Tansu) and an embedded "
             "warehouse (chdb) in a new folder under PARWATCH_DATA_DIR, or the configured "
             "PARWATCH_KAFKA_BOOTSTRAP (uniquely named topics, deleted afterwards) and an "
