@@ -26,17 +26,15 @@ from typing import Any
 
 from schemas.decoding import MAX_FUTURE_SKEW, decode, decode_timed
 from schemas.errors import InvalidEvent
-from schemas.inspection import InspectionEventV1
+from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
 from schemas.service import ServiceEventV1
 from streams import rowbinary, rows
 from streams.classify import (
     DossierState,
-    InspectionFacts,
     InspectionState,
     Outcome,
     apply_inspection,
     apply_service,
-    inspection_facts,
     ticks_ms,
 )
 
@@ -95,11 +93,17 @@ Event = InspectionEventV1 | ServiceEventV1
 _NO_INSPECTION, _NO_DOSSIER = InspectionState(), DossierState()
 INSPECTION, SERVICE, REFUSED = 0, 1, 2
 
-Decoded = tuple[int, str, int, str, str, InspectionFacts | None, tuple[tuple[str, Any], ...]]
+Decoded = tuple[int, str, int, str, str, tuple[str, bool | None, int, str | None] | None,
+                tuple[bytes, ...]]  # fmt: skip
 """A valid event, ready for ``apply_decoded``: (INSPECTION or SERVICE, entity key, event_id.int,
-agency_code, inspection_id or dossier_id, ``InspectionFacts`` (inspections only), the event's
-own rows (written unless it is a duplicate)). Plain tuples of plain values: they cross processes
-(``streams.decoder``), and nothing pickles faster."""
+agency_code, inspection_id or dossier_id, the ``InspectionFacts`` after the event key
+(inspections only), the event's own RowBinary rows, written unless it is a duplicate: an
+inspection's ``inspection_events`` row; a service event's ``service_events`` row, then its
+``service_submissions`` row if it is a submission). Plain tuples of plain values, nothing twice
+(a 128-bit integer is slow to pickle) and agency codes shared: they cross processes
+(``streams.decoder``), and pickling them is on the decoding process's clock."""
+
+_AGENCY_CODES: dict[str, str] = {}  # one string per code: pickled once a batch, then referenced
 
 Refused = tuple[int, rows.Row, bytes, str | None]
 """A refused message: (REFUSED, its dead-letter row, the value for the dead-letters topic,
@@ -117,19 +121,27 @@ def summarize(
     else:  # ticks_ms, from the timestamp already computed (never negative: >= 1970)
         occurred_ms = (int(occurred_ts) * 1_000_000 + event.occurred_at.microsecond) // 1000
     agency = event.agency_code
+    shared = _AGENCY_CODES.get(agency)
+    if shared is None:
+        if len(_AGENCY_CODES) < 10_000:  # bounded, whatever comes
+            _AGENCY_CODES[agency] = agency
+    else:
+        agency = shared
     if isinstance(event, InspectionEventV1):
         entity = event.inspection_id
+        act = event.activity
+        facts = (
+            event.event_type, None if act is None else act.mode in IN_PERSON_MODES, occurred_ms,
+            event.sector,
+        )  # fmt: skip
         row = rowbinary.inspection_event(event, raw, at, now_ms, occurred_ms)
         return (
-            INSPECTION, f"{agency}:{entity}", event.event_id.int, agency, entity,
-            inspection_facts(event, occurred_ms), (("inspection_events", row),),
+            INSPECTION, f"{agency}:{entity}", event.event_id.int, agency, entity, facts, (row,),
         )  # fmt: skip
     entity = event.dossier_id
-    own: tuple[tuple[str, Any], ...] = (
-        ("service_events", rowbinary.service_event(event, raw, at, now_ms, occurred_ms)),
-    )
+    own: tuple[bytes, ...] = (rowbinary.service_event(event, raw, at, now_ms, occurred_ms),)
     if event.event_type == "submitted":
-        own += (("service_submissions", rowbinary.submission(event, now_ms, occurred_ms)),)
+        own = (own[0], rowbinary.submission(event, now_ms, occurred_ms))
     return (SERVICE, f"{agency}:{entity}", event.event_id.int, agency, entity, None, own)
 
 
@@ -232,14 +244,13 @@ def apply_decoded(
     tables = out.tables
     if kind == INSPECTION:
         before = inspection_states.get(key) or _NO_INSPECTION
-        state, outcome = apply_inspection(before, facts, position)  # type: ignore[arg-type]
+        state, outcome = apply_inspection(before, (event_key, *facts), position)  # type: ignore[misc]
         if outcome is Outcome.DUPLICATE:
             at = rows.Origin(topic, partition, offset)
             return _duplicate(d, before.seen[event_key], at, now, out)
         if outcome is Outcome.NEW:
             inspection_states[key] = state
-        for table, row in own:
-            tables[table].append(row)
+        tables["inspection_events"].append(own[0])
         out.states[key] = (agency, entity_id, state, now)  # ``updated_at``: ``now``
     else:
         dossier = dossier_states.get(key) or _NO_DOSSIER
@@ -249,8 +260,9 @@ def apply_decoded(
             return _duplicate(d, dossier.seen[event_key], at, now, out)
         if outcome is Outcome.NEW:
             dossier_states[key] = new_dossier
-        for table, row in own:
-            tables[table].append(row)
+        tables["service_events"].append(own[0])
+        if len(own) > 1:
+            tables["service_submissions"].append(own[1])
     return _ACCEPTED if outcome is Outcome.NEW else _REDELIVERED
 
 

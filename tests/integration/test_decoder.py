@@ -69,8 +69,14 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
     assert last[0] == REFUSED and last[1][-2] == 99_999  # type: ignore[index]
     for d in here:
         if d[0] != REFUSED:  # type: ignore[index]
-            for _table, row in d[6]:  # type: ignore[index]
-                assert isinstance(row[0], int)  # event_id as UUID.int
+            kind, key, event_key, agency, entity, facts, own = d  # type: ignore[misc]
+            assert key == f"{agency}:{entity}" and isinstance(event_key, int)  # UUID.int
+            # Own rows: RowBinary, each starting with the event_id (high, low 64 bits).
+            assert own and all(isinstance(r, bytes) for r in own)
+            assert own[0][:16] == (event_key >> 64).to_bytes(8, "little") + (
+                event_key & (2**64 - 1)
+            ).to_bytes(8, "little")
+            assert (facts is not None) == (kind == INSPECTION) and len(own) <= 2
 
 
 def test_cut_and_balance() -> None:
