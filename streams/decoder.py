@@ -40,7 +40,7 @@ from typing import Any
 
 from streams.processor import Decoded, Origins, Refused, decode_many, pack_batch
 
-INLINE_START = 0.1  # share of a batch decoded in the worker's own process, at first
+INLINE_START = 0.25  # share of a batch decoded in the worker's own process, at first
 INLINE_STEP = 0.02  # moved after each batch, towards whichever side waits
 INLINE_MAX = 0.5
 
@@ -127,6 +127,7 @@ class Decoder:
         self._pool: ProcessPoolExecutor | None = None
         self._folder: str | None = None
         self._names = itertools.count()
+        self._running: list[asyncio.Future[str]] = []  # the children's parts not yet collected
         if processes:
             self._folder = _folder()
             self._pool = ProcessPoolExecutor(
@@ -158,6 +159,9 @@ class Decoder:
             fut: asyncio.Future[list[Decoded | Refused]] = loop.create_future()
             fut.set_result(decode_many(*pack_batch(groups), now, known_agencies))
             return fut
+        running = [f for f in self._running if not f.done()]
+        if self._running and not running:  # the children finished all they had: they wait
+            self.balance(waited=False)
         total = sum(len(ms) for _, _, ms in groups)
         remote, local = _cut(groups, total - int(total * self.inline_share))
         try:
@@ -170,15 +174,17 @@ class Decoder:
             ]
         except BrokenProcessPool as exc:  # a process died while idle
             raise DecoderError(f"a decoding process died: {exc}") from exc
+        self._running = running + parts
         here = decode_many(*pack_batch(local), now, known_agencies) if local else []
         return asyncio.ensure_future(self._joined(parts, here))
 
     def balance(self, waited: bool) -> None:
-        """Move a little work towards the side that is ahead: the caller ``waited`` for a
-        batch (the children are behind: decode more here), or found it decoded already (this
-        process is behind: decode less here). On two cores the worker's own process has time
-        to spare while the child decodes (about half of it, measured), and a fixed share
-        would suit only one machine and one load."""
+        """Move a little work towards the side that is ahead: ``waited``, the caller waited
+        for a batch (the children are behind: decode more here); not ``waited``, the children
+        had finished everything when the next batch came (this process is behind: decode less
+        here; ``submit`` finds that itself). On two cores the worker's own process had time to
+        spare while the child decoded (about half of it, measured), and a fixed share would
+        suit only one machine and one load."""
         if self._pool is None:
             return
         share = self.inline_share + (INLINE_STEP if waited else -INLINE_STEP)

@@ -397,9 +397,9 @@ class Engine:
 
     async def _apply(self, p: Pending) -> None:
         """Dedupe, classify and buffer a decoded batch (after fetching missing states)."""
-        ready = p.decoded.done()
+        if not p.decoded.done():
+            self.decoder.balance(waited=True)  # the decoder is behind this loop
         decoded: list[Any] = await p.decoded  # Decoded | Refused tuples
-        self.decoder.balance(waited=not ready)
         if p.generation != self.generation:
             return  # a rebalance happened meanwhile: these messages will be read again
         now = p.now
