@@ -69,10 +69,18 @@ def _ready() -> bool:
     return True
 
 
-def _folder() -> str:
-    """A new folder for batch files, in memory where the system has ``/dev/shm``."""
-    shm = "/dev/shm"  # noqa: S108 (mkdtemp below: a new private folder, mode 0700)
-    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+SHM_NEEDED = 256 * 1024 * 1024  # a few batches and results in flight, with room to spare
+
+
+def _folder(shm: str = "/dev/shm") -> str:  # noqa: S108 (mkdtemp: a new private folder, 0700)
+    """A new folder for batch files: in memory where the system has ``/dev/shm`` with room
+    (a container's is 64 MB unless set larger), else in the temporary folder (the page cache
+    keeps such short-lived files in memory all the same)."""
+    base = None
+    if os.path.isdir(shm) and os.access(shm, os.W_OK):
+        fs = os.statvfs(shm)
+        if fs.f_bavail * fs.f_frsize >= SHM_NEEDED:
+            base = shm
     return tempfile.mkdtemp(prefix="parwatch-decode-", dir=base)
 
 

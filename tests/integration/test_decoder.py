@@ -9,9 +9,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from producers.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
@@ -105,6 +107,25 @@ def test_cut_and_balance() -> None:
         assert d.inline_share == 0.0
     finally:
         d.close()
+
+
+def test_batch_folder_is_private_and_falls_back_when_shm_is_small(tmp_path: Any) -> None:
+    from streams.decoder import SHM_NEEDED, _folder
+
+    made = _folder()
+    try:
+        assert os.stat(made).st_mode & 0o777 == 0o700
+        shm = "/dev/shm"  # noqa: S108 (only read here)
+        fs = os.statvfs(shm)
+        if fs.f_bavail * fs.f_frsize >= SHM_NEEDED:
+            assert made.startswith(shm + "/")
+    finally:
+        os.rmdir(made)
+    small = _folder(shm=str(tmp_path / "no-such-shm"))  # absent: the temporary folder
+    try:
+        assert small.startswith(tempfile.gettempdir())
+    finally:
+        os.rmdir(small)
 
 
 def test_split_keeps_order_and_balances() -> None:
