@@ -23,6 +23,7 @@ closes, or by the child when the worker dies without closing it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import multiprocessing
 import os
@@ -55,6 +56,12 @@ def _start_child(parent: int, folder: str) -> None:
     its pool, and the pool's queue would never tell the child (the child holds both ends of its
     pipe)."""
     import schemas.decoding  # noqa: F401
+
+    # The worker's collector policy (``parwatch.gc_policy.configure``): start-up objects frozen,
+    # young collections rare. A batch's results (hundreds of thousands of objects) live until
+    # they are pickled; with the default thresholds the collector walked them again and again.
+    gc.freeze()
+    gc.set_threshold(100_000, 10, 10)
 
     def watch() -> None:
         while os.getppid() == parent:
