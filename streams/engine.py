@@ -158,7 +158,7 @@ async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int])
 
 
 STOP_TIMEOUT_S = 20.0
-DECODE_AHEAD = 2  # batches handed to the decoder before the oldest is applied
+DECODE_AHEAD = 3  # batches handed to the decoder before the oldest is applied
 
 
 async def poll(
