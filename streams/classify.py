@@ -67,19 +67,30 @@ InspectionFacts = tuple[EventKey, str, bool | None, int, str | None]
 it crosses processes (``streams.decoder``), and plain tuples pickle fastest."""
 
 
-def ticks_ms(moment: datetime) -> int:
+ActivityFacts = tuple[str, bool | None, int, str | None]
+"""``InspectionFacts`` after the event key: what the decoding process sends (the key travels
+beside it once, see ``processor.Decoded``)."""
+
+
+def ticks_ms(moment: datetime, timestamp: float | None = None) -> int:
     """Milliseconds since 1970 UTC, floored: what a ``DateTime64(3)`` column stores, computed
     as clickhouse-connect computes it for a datetime (whole seconds of ``timestamp()``, then the
-    microseconds), so rows built either way are equal."""
-    return (int(moment.timestamp()) * 1_000_000 + moment.microsecond) // 1000
+    microseconds), so rows built either way are equal. ``timestamp``: ``moment.timestamp()``,
+    when the caller has it already."""
+    if timestamp is None:
+        timestamp = moment.timestamp()
+    return (int(timestamp) * 1_000_000 + moment.microsecond) // 1000
 
 
-def inspection_facts(event: InspectionEventV1, occurred_ms: int | None = None) -> InspectionFacts:
+def activity_facts(event: InspectionEventV1, occurred_ms: int) -> ActivityFacts:
+    """The facts of ``event`` after its key; ``occurred_ms`` is ``ticks_ms(occurred_at)``."""
     act = event.activity
     in_person = None if act is None else act.mode in IN_PERSON_MODES
-    if occurred_ms is None:
-        occurred_ms = ticks_ms(event.occurred_at)
-    return (event.event_id.int, event.event_type, in_person, occurred_ms, event.sector)
+    return (event.event_type, in_person, occurred_ms, event.sector)
+
+
+def inspection_facts(event: InspectionEventV1) -> InspectionFacts:
+    return (event.event_id.int, *activity_facts(event, ticks_ms(event.occurred_at)))
 
 
 def apply_inspection(

@@ -2,8 +2,8 @@
 
 Two steps, so that the first can run in another process (``streams.decoder``):
 
-1. ``decode_one`` (no state): the bytes become a ``Decoded`` (the event's own rows, and the
-   few facts the second step needs) or a ``Refused`` (its dead-letter row and message);
+1. ``decode_many`` (no state): each message's bytes become a ``Decoded`` (the event's own rows,
+   and the few facts the second step needs) or a ``Refused`` (its dead-letter row and message);
 2. ``apply_decoded`` (the entity states): dedupe, classify, and add the rows to a buffer.
 
 ``states`` is any mutable mapping from the entity key (``{agency}:{inspection_id}`` or
@@ -26,13 +26,15 @@ from typing import Any
 
 from schemas.decoding import MAX_FUTURE_SKEW, decode, decode_timed
 from schemas.errors import InvalidEvent
-from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
+from schemas.inspection import InspectionEventV1
 from schemas.service import ServiceEventV1
 from streams import rowbinary, rows
 from streams.classify import (
+    ActivityFacts,
     DossierState,
     InspectionState,
     Outcome,
+    activity_facts,
     apply_inspection,
     apply_service,
     ticks_ms,
@@ -93,11 +95,10 @@ Event = InspectionEventV1 | ServiceEventV1
 _NO_INSPECTION, _NO_DOSSIER = InspectionState(), DossierState()
 INSPECTION, SERVICE, REFUSED = 0, 1, 2
 
-Decoded = tuple[int, str, int, str, str, tuple[str, bool | None, int, str | None] | None,
-                tuple[bytes, ...]]  # fmt: skip
+Decoded = tuple[int, str, int, str, str, ActivityFacts | None, tuple[bytes, ...]]
 """A valid event, ready for ``apply_decoded``: (INSPECTION or SERVICE, entity key, event_id.int,
-agency_code, inspection_id or dossier_id, the ``InspectionFacts`` after the event key
-(inspections only), the event's own RowBinary rows, written unless it is a duplicate: an
+agency_code, inspection_id or dossier_id, ``ActivityFacts`` (the ``InspectionFacts`` after the
+event key; inspections only), the event's own RowBinary rows, written unless it is a duplicate: an
 inspection's ``inspection_events`` row; a service event's ``service_events`` row, then its
 ``service_submissions`` row if it is a submission). Plain tuples of plain values, nothing twice
 (a 128-bit integer is slow to pickle) and agency codes shared: they cross processes
@@ -116,10 +117,7 @@ def summarize(
     """The ``Decoded`` of a valid event; ``now_ms`` is ``ticks_ms(now)``, ``occurred_ts`` is
     ``event.occurred_at.timestamp()`` if known. Its own rows are RowBinary (``rowbinary``):
     cheap to pickle, and inserted without re-encoding."""
-    if occurred_ts is None:
-        occurred_ms = ticks_ms(event.occurred_at)
-    else:  # ticks_ms, from the timestamp already computed (never negative: >= 1970)
-        occurred_ms = (int(occurred_ts) * 1_000_000 + event.occurred_at.microsecond) // 1000
+    occurred_ms = ticks_ms(event.occurred_at, occurred_ts)
     agency = event.agency_code
     shared = _AGENCY_CODES.get(agency)
     if shared is None:
@@ -129,11 +127,7 @@ def summarize(
         agency = shared
     if isinstance(event, InspectionEventV1):
         entity = event.inspection_id
-        act = event.activity
-        facts = (
-            event.event_type, None if act is None else act.mode in IN_PERSON_MODES, occurred_ms,
-            event.sector,
-        )  # fmt: skip
+        facts = activity_facts(event, occurred_ms)
         row = rowbinary.inspection_event(event, raw, at, now_ms, occurred_ms)
         return (
             INSPECTION, f"{agency}:{entity}", event.event_id.int, agency, entity, facts, (row,),
@@ -154,17 +148,6 @@ def refused(refusal: InvalidEvent, at: rows.Origin, now: datetime) -> Refused:
     )  # fmt: skip
 
 
-def decode_one(
-    raw: bytes, at: rows.Origin, *, now: datetime, known_agencies: Container[str],
-    now_ms: int | None = None,
-) -> Decoded | Refused:  # fmt: skip
-    try:
-        event, ts = decode_timed(raw, known_agencies, now, MAX_FUTURE_SKEW)
-    except InvalidEvent as refusal:
-        return refused(refusal, at, now)
-    return summarize(event, raw, at, ticks_ms(now) if now_ms is None else now_ms, ts)
-
-
 Origins = list[tuple[str, int, "array[int]"]]
 """Where a batch's messages were read: (topic, partition, offsets), in message order."""
 
@@ -173,9 +156,8 @@ def decode_many(
     blob: bytes, lengths: array[int], origins: Origins, now: datetime,
     known_agencies: Container[str],
 ) -> list[Decoded | Refused]:  # fmt: skip
-    """``decode_one`` over a batch: the messages' values are ``blob`` cut at ``lengths`` (one
-    bytes object and two arrays pickle as fast as copying them; what the decoding process
-    runs). Its loop is ``decode_one``'s, inline (a call less per event)."""
+    """Step 1 over a batch: the messages' values are ``blob`` cut at ``lengths`` (one bytes
+    object and two arrays pickle as fast as copying them; what the decoding process runs)."""
     now_ms = ticks_ms(now)
     Origin = rows.Origin
     out: list[Decoded | Refused] = []
@@ -276,8 +258,8 @@ def process(
     dossier_states: MutableMapping[str, Any],
     out: RowBuffer,
 ) -> Processed:
-    """Handle one message in this process, with the worker's two steps (``decode_one``'s, then
-    ``apply_decoded``); a refusal keeps its exception in the result."""
+    """Handle one message in this process, with the worker's two steps (``decode_many``'s body
+    for one message, then ``apply_decoded``); a refusal keeps its exception in the result."""
     try:
         event = decode(raw, known_agency=known_agencies, now=now)
     except InvalidEvent as refusal:
