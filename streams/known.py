@@ -25,10 +25,8 @@ from __future__ import annotations
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from streams.restore import ENTITY_TABLES
 from streams.warehouse import WarehouseError
-
-# (table, entity column): the entity key is f"{agency_code}:{entity}", as the Kafka key.
-ENTITY_TABLES = (("inspection_events", "inspection_id"), ("service_events", "dossier_id"))
 
 
 class KnownKeys:

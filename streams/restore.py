@@ -33,6 +33,12 @@ from streams.warehouse import WarehouseError
 # How many keys one query asks for (the IN lists are sent in the query text).
 CHUNK = 5000
 
+# Where an entity's events are: (table, entity id column); the entity key is
+# f"{agency_code}:{entity id}", as the Kafka key. ``known`` reads the same pairs.
+INSPECTION_EVENTS = ("inspection_events", "inspection_id")
+SERVICE_EVENTS = ("service_events", "dossier_id")
+ENTITY_TABLES = (INSPECTION_EVENTS, SERVICE_EVENTS)
+
 
 def _strings(values: Collection[str]) -> str:
     """A ClickHouse list literal of strings, quicker than ``format_query_value`` for plain
@@ -86,17 +92,13 @@ def load_states(
     """The states (by entity key) of the (agency_code, inspection_id) and
     (agency_code, dossier_id) pairs that have events in the warehouse."""
     inspections: dict[str, InspectionState] = {}
-    for payload, partition, offset in _rows(
-        client, "inspection_events", "inspection_id", sorted(inspections_wanted)
-    ):
+    for payload, partition, offset in _rows(client, *INSPECTION_EVENTS, sorted(inspections_wanted)):
         ev = _event(payload)
         assert isinstance(ev, InspectionEventV1)
         state = inspections.get(ev.key, InspectionState())
         inspections[ev.key], _ = apply_inspection(state, ev, (int(partition), int(offset)))
     dossiers: dict[str, DossierState] = {}
-    for payload, partition, offset in _rows(
-        client, "service_events", "dossier_id", sorted(dossiers_wanted)
-    ):
+    for payload, partition, offset in _rows(client, *SERVICE_EVENTS, sorted(dossiers_wanted)):
         ev = _event(payload)
         assert isinstance(ev, ServiceEventV1)
         dossier = dossiers.get(ev.key, DossierState())
