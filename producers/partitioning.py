@@ -4,10 +4,11 @@ Contract of ``KeyPartitioner.choose(producer, topic, key)``:
 
 * Returns the partition that kafka-python's ``DefaultPartitioner`` picks for a keyed record
   (the Java client's: ``murmur2(key) & 0x7FFFFFFF`` modulo the topic's partition count, over the
-  sorted partition ids), with kafka-python's own ``murmur2``, so passing it as
-  ``send(partition=...)`` changes nothing about where a record goes; it only spares kafka-python's
-  per-record partitioner (about 8 us on the bench machine: a pure-Python hash of every record
-  plus a sort of the partition list).
+  sorted partition ids), so passing it as ``send(partition=...)`` changes nothing about where a
+  record goes; it only spares kafka-python's per-record partitioner (about 8 us on the bench
+  machine: a pure-Python hash of every record plus a sort of the partition list).
+* ``murmur2`` here is the same function as kafka-python's (a test compares them on thousands of
+  keys of every length), reading four bytes at a time: 2.0 us for a 26-byte key against 3.9.
 * Hashes are remembered per key (keys repeat: all events of an inspection or dossier share one),
   up to ``max_keys`` of them, then forgotten all at once.
 * Partition lists come from ``producer.partitions_for(topic)`` (the producer's own metadata) and
@@ -20,10 +21,34 @@ Contract of ``KeyPartitioner.choose(producer, topic, key)``:
 
 from __future__ import annotations
 
+import struct
 import time
 
 from kafka import KafkaProducer
-from kafka.partitioner.default import murmur2  # the hash kafka-python's own partitioner uses
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+_SEED = 0x9747B28C
+_WORDS = [struct.Struct(f"<{n}I") for n in range(64)]  # keys of up to 255 bytes
+
+
+def murmur2(data: bytes) -> int:
+    """MurmurHash2 (32-bit, Kafka's seed) of ``data``, as the Java client and kafka-python
+    compute it: little-endian 32-bit words, then the 1-3 bytes left, then the final mix."""
+    n = len(data)
+    h = _SEED ^ n
+    words = n >> 2
+    unpack = _WORDS[words].unpack_from if words < 64 else struct.Struct(f"<{words}I").unpack_from
+    for k in unpack(data):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    rest = n & 3
+    if rest:
+        h = ((h ^ int.from_bytes(data[n - rest :], "little")) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
 
 
 class KeyPartitioner:

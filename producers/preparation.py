@@ -1,11 +1,12 @@
 """Preparation of an event for Kafka: the exact bytes to send, validated against the contract.
 
-Contract of ``Preparer.prepare(event, now)``:
+Contract of ``Preparer.prepare(event, now=None)``:
 
 * ``event`` is a JSON object as a mapping, a pydantic event model, or the serialised JSON
   bytes. It becomes UTF-8 JSON in NFC: the bytes that are validated are the bytes that are sent.
-* Validation is ``schemas.decode`` itself (the check the pipeline runs), so the SDK accepts
-  exactly what the pipeline accepts, at the pipeline's cost.
+* Validation is the pipeline's own: ``schemas.decoding.accept_fast`` (the fast models' yes, which
+  ``decode`` gives too) and, whenever that does not settle it, ``schemas.decode`` itself; so the
+  SDK accepts exactly what the pipeline accepts.
 * Returns a ``PreparedRecord``: the topic of the event's schema, the key
   ``{agency_code}:{inspection_id|dossier_id}``, the value, the ``event_id`` (unless built with
   ``event_ids=False``) and the Kafka headers: with a signing key, ``parwatch-key-id`` and
@@ -13,26 +14,31 @@ Contract of ``Preparer.prepare(event, now)``:
   Raises ``PublishError`` for an event the contract refuses (too large, not JSON, invalid, or,
   when signing, of another agency than the key's: ``bad_signature``) and ``TypeError`` for
   something that is not an event at all.
-* Pure: no I/O and no clock (``now`` is passed in), and no state once built, so one
-  ``Preparer`` may serve several threads at once.
+* Pure but for the clock: no I/O; ``now`` (for the check that ``occurred_at`` is not too far
+  ahead) is the wall clock unless passed in. No state once built, so one ``Preparer`` may serve
+  several threads at once.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import unicodedata
 from collections.abc import Container, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
 from producers.publisher_config import PublishError
 from schemas import InvalidEvent, Reason, decode
+from schemas.decoding import MAX_FUTURE_SKEW, accept_fast
 from schemas.signing import SigningKey, sign
 from schemas.topics import Topics
 
 Event = Mapping[str, Any] | BaseModel | bytes | bytearray | memoryview
+
+_SKEW_S = MAX_FUTURE_SKEW.total_seconds()
 
 
 class PreparedRecord(NamedTuple):
@@ -43,6 +49,9 @@ class PreparedRecord(NamedTuple):
     value: bytes
     event_id: str
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+_record = tuple.__new__  # a NamedTuple built without its Python-level __new__ (0.3 us)
 
 
 class Preparer:
@@ -66,10 +75,11 @@ class Preparer:
         self._signing_key = signing_key
         self._event_ids = event_ids
 
-    def prepare(self, event: Event, now: datetime) -> PreparedRecord:
-        """The exact bytes to send, validated, with their topic, key and event id."""
+    def prepare(self, event: Event, now: datetime | None = None) -> PreparedRecord:
+        """The exact bytes to send, validated, with their topic, key and event id. ``now`` (for
+        the skew check) defaults to the wall clock."""
         if type(event) is bytes:  # the common case first
-            raw = _nfc_bytes(event)
+            raw = event if event.isascii() else _nfc_bytes(event)
         elif isinstance(event, bytes | bytearray | memoryview):
             raw = _nfc_bytes(bytes(event))
         elif isinstance(event, BaseModel):
@@ -96,27 +106,36 @@ class Preparer:
                     f"event of {len(raw)} bytes exceeds {self._max_event_bytes} bytes",
                 )
             )
-        try:
-            valid = decode(raw, known_agency=self._known, now=now)
-        except InvalidEvent as invalid:
-            raise PublishError(invalid) from None
+        # raw is NFC now (or not UTF-8): the common case needs only the fast models' yes.
+        if now is None:
+            clock = time.time()
+            valid = accept_fast(raw, self._known, clock + _SKEW_S)
+        else:
+            valid = accept_fast(raw, self._known, (now + MAX_FUTURE_SKEW).timestamp())
+        if valid is None:  # decode decides, and says why it refuses
+            if now is None:
+                now = datetime.fromtimestamp(clock, UTC)
+            try:
+                valid = decode(raw, known_agency=self._known, now=now)
+            except InvalidEvent as invalid:
+                raise PublishError(invalid) from None
         topic = self._topics.for_schema(valid.schema_version)
-        headers: tuple[tuple[str, bytes], ...] = ()
         signing = self._signing_key
-        if signing is not None:
-            if valid.agency_code != signing.agency_code:
-                raise PublishError(
-                    InvalidEvent(
-                        Reason.BAD_SIGNATURE,
-                        f"agency_code {valid.agency_code!r} is not the signing key's agency "
-                        f"({signing.agency_code}, key {signing.key_id})",
-                        agency_code=valid.agency_code,
-                        event_id=str(valid.event_id),
-                    )
+        if signing is None:
+            event_id = str(valid.event_id) if self._event_ids else ""
+            return _record(PreparedRecord, (topic, valid.key.encode(), raw, event_id, ()))
+        if valid.agency_code != signing.agency_code:
+            raise PublishError(
+                InvalidEvent(
+                    Reason.BAD_SIGNATURE,
+                    f"agency_code {valid.agency_code!r} is not the signing key's agency "
+                    f"({signing.agency_code}, key {signing.key_id})",
+                    agency_code=valid.agency_code,
+                    event_id=str(valid.event_id),
                 )
-            headers = tuple(sign(raw, signing))
+            )
         event_id = str(valid.event_id) if self._event_ids else ""
-        return PreparedRecord(topic, valid.key.encode(), raw, event_id, headers)
+        return PreparedRecord(topic, valid.key.encode(), raw, event_id, tuple(sign(raw, signing)))
 
 
 def event_id_of(value: bytes) -> str:

@@ -13,7 +13,14 @@ from pydantic import ValidationError
 
 from producers.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
-from schemas.decoding import _named, _nested, decode, has_unnamed_fields
+from schemas.decoding import (
+    MAX_FUTURE_SKEW,
+    _named,
+    _nested,
+    accept_fast,
+    decode,
+    has_unnamed_fields,
+)
 from schemas.errors import InvalidEvent, Reason
 from schemas.events import EVENT_ADAPTER
 from schemas.example_payloads import load_examples
@@ -206,3 +213,69 @@ def test_service_rules_hold_on_the_fast_path() -> None:
     payload["event_type"] = "concluded"  # activity only on 'activity' events
     raw = json.dumps(payload).encode()
     assert _full(raw) is None and _fast(raw) is None
+
+
+def _decode_or_none(raw: bytes, known: Any, now: datetime) -> Any:
+    try:
+        return decode(raw, known_agency=known, now=now)
+    except InvalidEvent:
+        return None
+
+
+def test_accept_fast_says_yes_only_where_decode_accepts_with_the_same_event() -> None:
+    """The publisher's shortcut: a yes equals decode's event; a None leaves decode to decide,
+    and it is rare on realistic traffic (invalid ones, ~1%, and the rarer timestamp forms)."""
+    catalog = load_catalog()
+    sim = simulate(SimulationConfig(seed=12, events=3000, invalid_share=0.05), catalog)
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    limit = (now + MAX_FUTURE_SKEW).timestamp()
+    yes = refused = 0
+    for m in sim.messages:
+        raw = m.value if nfc_safe(m.value) else None  # the publisher normalises first
+        if raw is None:
+            continue
+        fast = accept_fast(raw, catalog.agencies, limit)
+        full = _decode_or_none(raw, catalog.agencies, now)
+        if fast is None:
+            refused += full is None
+            continue
+        yes += 1
+        assert full is not None, raw
+        _same(fast, full)
+    assert yes > 0.9 * len(sim.messages)
+    assert refused > 0.02 * len(sim.messages)  # the invalid ones were there, and said no to
+
+
+def test_accept_fast_leaves_every_refusal_to_decode() -> None:
+    known = ["TH-S-TP"]
+    now = datetime(2024, 6, 10, 2, 30, tzinfo=UTC)  # the test event's own moment
+    limit = (now + MAX_FUTURE_SKEW).timestamp()
+
+    def raw(**change: Any) -> bytes:
+        event = make_inspection_event(**{"agency_code": "TH-S-TP", **change})
+        return json.dumps(event, ensure_ascii=False).encode()
+
+    assert accept_fast(raw(), known, limit) is not None
+    pii = make_inspection_event(agency_code="TH-S-TP", so_dien_thoai="0912 345 678")
+    harmless = make_inspection_event(agency_code="TH-S-TP", ghi_chu="Đoàn 3")
+    for bad in (
+        raw(agency_code="TH-S-XX"),  # unknown agency
+        raw(occurred_at="2024-06-10T09:40:01+07:00"),  # 10 min and 1 s ahead of now
+        raw(inspection_id=""),  # invalid
+        json.dumps(pii).encode(),  # personal data in an unnamed field
+        b'{"schema": "inspection/9"}',
+        b"not json",
+        b'{"a": "\xff"}',
+    ):
+        assert accept_fast(bad, known, limit) is None
+        assert _decode_or_none(bad, known, now) is None
+    # Unnamed fields without personal data: accepted, kept.
+    kept = accept_fast(json.dumps(harmless, ensure_ascii=False).encode(), known, limit)
+    assert kept is not None and kept.model_extra == {"ghi_chu": "Đoàn 3"}
+    # Exactly at the limit: accepted, as decode does; \u escapes: decode's to decide.
+    at_limit = raw(occurred_at="2024-06-10T09:40:00+07:00")
+    assert accept_fast(at_limit, known, limit) is not None
+    assert _decode_or_none(at_limit, known, now) is not None
+    escaped = json.dumps(make_inspection_event(agency_code="TH-S-TP", sector="Tài chính")).encode()
+    assert b"\\u" in escaped and accept_fast(escaped, known, limit) is None
+    assert _decode_or_none(escaped, known, now) is not None
