@@ -30,11 +30,11 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -161,19 +161,32 @@ STOP_TIMEOUT_S = 20.0
 DECODE_AHEAD = 3  # batches handed to the decoder before the oldest is applied
 
 
+T = TypeVar("T")
+
+
+async def unless_stopped(aw: Awaitable[T], stop: asyncio.Event) -> tuple[bool, T | None]:
+    """Await ``aw`` unless ``stop`` is set first (``aw`` is then cancelled): (True, its result)
+    or (False, None). A stop request must not wait for the group: joining it (the consumer's
+    ``start``) and ``getmany`` during a rebalance wait for the broker, and Tansu was seen to
+    leave a member's join unanswered (a member joining while another's session expired)."""
+    work = asyncio.ensure_future(aw)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not work.done():
+        work.cancel()
+        return False, None
+    return True, work.result()
+
+
 async def poll(
     consumer: AIOKafkaConsumer, stop: asyncio.Event, timeout_ms: int, max_records: int
 ) -> dict[TopicPartition, list[Any]]:
-    """``getmany``, given up when ``stop`` is set: while the group rebalances, getmany waits for
-    an assignment, and a stop request must not wait for that."""
-    fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=timeout_ms, max_records=max_records))
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if not fetch.done():
-        fetch.cancel()
-        return {}
-    return fetch.result()  # type: ignore[no-any-return]
+    """``getmany``, given up when ``stop`` is set (``unless_stopped``)."""
+    fetched, records = await unless_stopped(
+        consumer.getmany(timeout_ms=timeout_ms, max_records=max_records), stop
+    )
+    return records if fetched and records is not None else {}
 
 
 async def stop_client(client: Any, what: str) -> None:
@@ -325,12 +338,10 @@ class Engine:
         )  # fmt: skip
         self.consumer = group_consumer(cfg, cfg.app_id, fetch_bytes=4 * 1024 * 1024)
         try:
-            await self.decoder.start()
-            await self.producer.start()
-            self.consumer.subscribe(
-                [cfg.topics.inspections, cfg.topics.services], listener=_Rebalance(self)
-            )
-            await self.consumer.start()
+            started, _ = await unless_stopped(self._start_clients(), self._stop)
+            if not started:
+                log.info("stop requested while starting (connecting, joining the group)")
+                return
             self._write_status()
             log.info("worker started: warehouse %s, topics %s", cfg.warehouse.describe(),
                      ", ".join(cfg.topics.all()))  # fmt: skip
@@ -339,6 +350,15 @@ class Engine:
             await self._wait_written()
         finally:
             await self._close()
+
+    async def _start_clients(self) -> None:
+        assert self.producer is not None and self.consumer is not None
+        await self.decoder.start()
+        await self.producer.start()
+        self.consumer.subscribe(
+            [self.cfg.topics.inspections, self.cfg.topics.services], listener=_Rebalance(self)
+        )
+        await self.consumer.start()  # joins the group and waits for a first assignment
 
     async def _close(self) -> None:
         if self.consumer is not None:
@@ -577,7 +597,7 @@ class Engine:
         await watcher.start()
         started = time.monotonic()
         try:
-            while marks:
+            while marks and not self._stop.is_set():
                 for tp in list(marks):
                     done = await watcher.committed(tp)
                     if done is not None and done > marks[tp]:
@@ -586,6 +606,9 @@ class Engine:
                     await asyncio.sleep(0.2)
         finally:
             await watcher.stop()
+        if marks:
+            log.info("stop requested while waiting for the sinks")
+            return
         log.info("sinks caught up in %.1f s", time.monotonic() - started)
 
     async def load_known(self) -> None:
@@ -646,7 +669,10 @@ class RowSink:
         consumer = group_consumer(cfg, cfg.sink_group, fetch_bytes=64 * 1024 * 1024)
         consumer.subscribe([cfg.rows_topic])
         try:
-            await consumer.start()
+            started, _ = await unless_stopped(consumer.start(), self._stop)
+            if not started:
+                log.info("stop requested while starting (connecting, joining the group)")
+                return
             log.info("sink started: warehouse %s, topic %s", cfg.warehouse.describe(),
                      cfg.rows_topic)  # fmt: skip
             while not self._stop.is_set():

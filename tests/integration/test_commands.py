@@ -150,3 +150,31 @@ def test_worker_without_a_reachable_broker_says_so(tmp_path: Path) -> None:
         lines = done.stderr.strip().splitlines()
         assert lines[-1].startswith("parwatch: error: Kafka broker 127.0.0.1:")
         assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("role", ["all", "sink"])
+def test_worker_stops_at_once_while_the_broker_never_answers(role: str, tmp_path: Path) -> None:
+    """A broker that takes the connection and never answers (as a group join that a broker
+    leaves unanswered): SIGTERM stops the starting worker at once, with exit 0."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    silent.settimeout(90)  # start-up (migrations, the query endpoint) comes first
+    log = (tmp_path / "worker.log").open("wb")
+    proc = subprocess.Popen(
+        [*PARWATCH, "worker", "--role", role, "--loglevel", "info"], stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PARWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{silent.getsockname()[1]}",
+             "PARWATCH_DATA_DIR": str(tmp_path), "PARWATCH_QUERY_PORT": "0"},
+    )  # fmt: skip
+    try:
+        held.append(silent.accept()[0])  # the worker connected, and waits for an answer
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        proc.kill()
+        for s in (*held, silent):
+            s.close()
+    text = (tmp_path / "worker.log").read_text()
+    assert "stop requested while starting" in text, text
+    assert "Traceback" not in text
