@@ -9,8 +9,9 @@ Contract of ``Publisher``:
   is keyed ``{agency_code}:{inspection_id|dossier_id}`` and goes to the topic of its schema.
 * Blocking: ``publish`` does not wait for the broker. On the happy path it hands the record to
   kafka-python's producer (no fsync, no thread hop), and every ``YIELD_EVERY`` (256) of those it
-  lets other threads run (``time.sleep(0)``, a few microseconds); while the broker is unreachable
-  it appends the record to the spool (one ``write`` call, no fsync). ``flush`` blocks until every
+  lets other threads run (``time.sleep(0)``: microseconds when none is waiting, else until the
+  sender thread lets go); while the broker is unreachable it appends the record to the spool
+  (one ``write`` call, no fsync). ``flush`` blocks until every
   event accepted so far is delivered or durably spooled (fsync). ``close`` flushes, tries to
   deliver the spool for up to ``close_timeout_s``, and closes; flush on close is not optional.
   Durability points are ``flush``/``close``: an event still in kafka-python's buffer (at most
