@@ -120,10 +120,11 @@ class Preparer:
             except InvalidEvent as invalid:
                 raise PublishError(invalid) from None
         topic = self._topics.for_schema(valid.schema_version)
+        key = valid.key.encode()
+        event_id = str(valid.event_id) if self._event_ids else ""
         signing = self._signing_key
         if signing is None:
-            event_id = str(valid.event_id) if self._event_ids else ""
-            return _record(PreparedRecord, (topic, valid.key.encode(), raw, event_id, ()))
+            return _record(PreparedRecord, (topic, key, raw, event_id, ()))
         if valid.agency_code != signing.agency_code:
             raise PublishError(
                 InvalidEvent(
@@ -134,8 +135,7 @@ class Preparer:
                     event_id=str(valid.event_id),
                 )
             )
-        event_id = str(valid.event_id) if self._event_ids else ""
-        return PreparedRecord(topic, valid.key.encode(), raw, event_id, tuple(sign(raw, signing)))
+        return PreparedRecord(topic, key, raw, event_id, tuple(sign(raw, signing)))
 
 
 def event_id_of(value: bytes) -> str:

@@ -11,9 +11,9 @@ Contract of ``Publisher``:
   kafka-python's producer (no fsync, no thread hop), and every ``YIELD_EVERY`` (256) of those it
   lets other threads run (``time.sleep(0)``: microseconds when none is waiting, else until the
   sender thread lets go); while the broker is unreachable it appends the record to the spool
-  (one ``write`` call, no fsync). ``flush`` blocks until every
-  event accepted so far is delivered or durably spooled (fsync). ``close`` flushes, tries to
-  deliver the spool for up to ``close_timeout_s``, and closes; flush on close is not optional.
+  (one ``write`` call, no fsync). ``flush`` blocks until every event accepted so far is
+  delivered or durably spooled (fsync). ``close`` flushes, tries to deliver the spool for up to
+  ``close_timeout_s``, and closes; flush on close is not optional.
   Durability points are ``flush``/``close``: an event still in kafka-python's buffer (at most
   ``delivery_timeout_s`` of them) is lost if the process is killed before one of those.
 * Nothing is dropped. A record whose send fails (the broker went away, the delivery timeout

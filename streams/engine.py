@@ -179,6 +179,15 @@ async def unless_stopped(aw: Awaitable[T], stop: asyncio.Event) -> tuple[bool, T
     return True, work.result()
 
 
+async def start_unless_stopped(start: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Await a client's start-up (connecting, joining the group, a first assignment) unless
+    ``stop`` is set first (``unless_stopped``); says so when it is. Returns whether it ran."""
+    done, _ = await unless_stopped(start, stop)
+    if not done:
+        log.info("stop requested while starting (connecting, joining the group)")
+    return done
+
+
 async def poll(
     consumer: AIOKafkaConsumer, stop: asyncio.Event, timeout_ms: int, max_records: int
 ) -> dict[TopicPartition, list[Any]]:
@@ -338,9 +347,7 @@ class Engine:
         )  # fmt: skip
         self.consumer = group_consumer(cfg, cfg.app_id, fetch_bytes=4 * 1024 * 1024)
         try:
-            started, _ = await unless_stopped(self._start_clients(), self._stop)
-            if not started:
-                log.info("stop requested while starting (connecting, joining the group)")
+            if not await start_unless_stopped(self._start_clients(), self._stop):
                 return
             self._write_status()
             log.info("worker started: warehouse %s, topics %s", cfg.warehouse.describe(),
@@ -669,9 +676,7 @@ class RowSink:
         consumer = group_consumer(cfg, cfg.sink_group, fetch_bytes=64 * 1024 * 1024)
         consumer.subscribe([cfg.rows_topic])
         try:
-            started, _ = await unless_stopped(consumer.start(), self._stop)
-            if not started:
-                log.info("stop requested while starting (connecting, joining the group)")
+            if not await start_unless_stopped(consumer.start(), self._stop):
                 return
             log.info("sink started: warehouse %s, topic %s", cfg.warehouse.describe(),
                      cfg.rows_topic)  # fmt: skip
