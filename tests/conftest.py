@@ -13,6 +13,14 @@ from parwatch.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from schemas.topics import Topics
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that reaches the embedded ClickHouse (``chdb_url``, directly or through another
+    fixture) must say so with the ``clickhouse`` marker, so ``-m 'not clickhouse'`` deselects it."""
+    uses = "chdb_url" in getattr(item, "fixturenames", ())
+    if uses and item.get_closest_marker("clickhouse") is None:
+        pytest.fail(f"{item.nodeid} uses ClickHouse without @pytest.mark.clickhouse", False)
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[EmbeddedBroker]:
     """One real Tansu broker process for the whole session, on a free loopback port."""

@@ -7,6 +7,8 @@ import json
 import random
 from typing import Any
 
+import pytest
+
 from schemas.catalog import load_catalog
 from streams.known import KnownKeys
 from streams.processor import RowBuffer, process
@@ -31,6 +33,7 @@ def test_no_false_negatives_and_few_false_positives() -> None:
     assert not any(k in known for k in keys[:100])
 
 
+@pytest.mark.clickhouse
 def test_loaded_from_the_warehouse(warehouse: Any) -> None:
     from datetime import UTC, datetime
 
