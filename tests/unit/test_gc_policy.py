@@ -60,3 +60,19 @@ def test_waits_below_the_thresholds(no_automatic_gc: None) -> None:
 def test_bad_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="growth must be positive"):
         GarbageGuard(growth=0)
+
+
+def test_requires_python_stops_before_the_incremental_collector() -> None:
+    """The thresholds were measured on 3.11 (three generations); 3.14 reads them differently."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.specifiers import SpecifierSet
+
+    from parwatch.gc_policy import THRESHOLDS_MEASURED_ON
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    spec = SpecifierSet(tomllib.loads(pyproject.read_text())["project"]["requires-python"])
+    assert THRESHOLDS_MEASURED_ON == (3, 11)
+    allowed = [v for v in ("3.10", "3.11", "3.12", "3.13.5", "3.14", "3.14.1") if v in spec]
+    assert allowed == ["3.11", "3.12", "3.13.5"]
