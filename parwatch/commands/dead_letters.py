@@ -3,11 +3,9 @@
 Replay contract:
 
 * Selection: the dead letters matching the filters that were never replayed (``--again``
-  includes replayed ones), of replayable reasons only. Never replayable, because what was
-  refused is not kept as it arrived: ``malformed_json`` (the stored text is redacted and, for
-  bytes that were not UTF-8, lossy; no fix elsewhere makes it JSON), ``pii_detected`` (the stored
-  payload is redacted on purpose), ``bad_signature`` (the signature headers are not kept, so a
-  replay cannot show that the agency sent the event).
+  includes replayed ones), of replayable reasons only (``REPLAYABLE``). The reasons in
+  ``NEVER_REPLAYABLE`` are not, because what was refused is not kept as it arrived; the
+  mapping says why for each, and ``--help`` prints both lists from it.
 * Each selected payload is sent again, byte for byte, to its original topic with the contract
   key (``{agency_code}:{inspection_id|dossier_id}``) and a header
   ``parwatch-replay-of: <topic>/<partition>/<offset>``; with ``--keyring`` it is also signed
@@ -23,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -40,12 +39,21 @@ from schemas.errors import Reason
 from schemas.signing import Keyring, KeyringError, load_keyring, sign
 
 REPLAY_HEADER = "parwatch-replay-of"
-NEVER_REPLAYABLE = {
-    Reason.MALFORMED_JSON: "its stored text is redacted (and lossy for non-UTF-8 bytes)",
+# The one list of reasons that cannot be replayed, with why; everything else is replayable.
+NEVER_REPLAYABLE: dict[Reason, str] = {
+    Reason.MALFORMED_JSON: "its stored text is redacted, and lossy for non-UTF-8 bytes",
     Reason.PII_DETECTED: "its stored payload is redacted",
     Reason.BAD_SIGNATURE: "its signature headers are not kept",
 }
 REPLAYABLE = tuple(r.value for r in Reason if r not in NEVER_REPLAYABLE)
+
+
+def reasons_help() -> str:
+    """Which reasons are replayable and which never are (with why), from ``NEVER_REPLAYABLE``."""
+    never = "; ".join(f"{r.value} ({why})" for r, why in NEVER_REPLAYABLE.items())
+    return f"Replayable reasons: {', '.join(REPLAYABLE)}. Never replayable: {never}."
+
+
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 
 _COLUMNS = (
@@ -53,7 +61,7 @@ _COLUMNS = (
     "errors", "payload", "replays", "last_replayed_at",
 )  # fmt: skip
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Refused messages (table dead_letters, one per Kafka message) and their replay.
 
   parwatch dead-letters list [--reason R] [--agency CODE] [--since T] [--until T] [--json]
@@ -61,9 +69,8 @@ Refused messages (table dead_letters, one per Kafka message) and their replay.
 
 Replay sends a dead letter's payload again, byte for byte, to its original topic, once its
 cause is fixed (e.g. the agency catalog now has the agency): the worker then handles it as if
-it had just arrived, and an event counts once however often it is replayed. Replayable reasons:
-unsupported_schema, invalid_event, unknown_agency, future_timestamp. Never: malformed_json,
-pii_detected (the stored payload is redacted) and bad_signature (the signature is not kept).
+it had just arrived, and an event counts once however often it is replayed.
+{textwrap.fill(reasons_help(), width=96)}
 Each replay is recorded in dead_letter_replays. Times: RFC 3339, or a date / date and time
 without offset in Asia/Ho_Chi_Minh. Needs the warehouse (stop a worker that holds an embedded
 one) and, to replay, the broker (PARWATCH_KAFKA_BOOTSTRAP).
@@ -130,7 +137,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rep = ds.add_parser(
         "replay",
         help="send dead letters again to their topic, and record it",
-        description=__doc__,
+        description=f"{__doc__}\n{textwrap.fill(reasons_help(), width=96)}\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _filters(rep)
