@@ -39,7 +39,11 @@ def write_tables(
     client: Client, tables: Mapping[str, list[Row] | list[bytes]], token: str | None
 ) -> int:
     """Insert every non-empty table; return rows written. A table's rows are all lists (its
-    ``COLUMNS``), or all RowBinary bytes. Raises ``WarehouseError``."""
+    ``COLUMNS``), or all RowBinary bytes. Raises ``ValueError``, before inserting anything, when
+    ``tables`` names a table not in ``TABLE_ORDER``; ``WarehouseError`` when an insert fails."""
+    unknown = set(tables) - set(TABLE_ORDER)
+    if unknown:
+        raise ValueError(f"no such tables: {sorted(unknown)}")
     written = 0
     for table in TABLE_ORDER:
         batch = tables.get(table)
@@ -57,7 +61,4 @@ def write_tables(
         except ClickHouseError as exc:
             raise WarehouseError(f"insert into {table} failed: {exc}") from exc
         written += len(batch)
-    unknown = set(tables) - set(TABLE_ORDER)
-    if unknown:
-        raise ValueError(f"no such tables: {sorted(unknown)}")
     return written
