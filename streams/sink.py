@@ -2,8 +2,10 @@
 
 * The event loop is never blocked: ``write`` and ``call`` hand their work to the thread and await
   it; other threads (the loopback query endpoint) use ``call_blocking``.
-* Errors: a warehouse failure (``WarehouseError``) is retried with exponential backoff (capped),
-  forever, with a log line each time; it is never turned into a dead letter. While it retries,
+* Errors: a warehouse failure (``WarehouseError``) is retried forever, after delays that grow
+  with decorrelated jitter between ``backoff_initial_s`` and ``backoff_max_s`` (``backoff``; the
+  sink's own ``random.Random``, so scaled workers do not retry in step), with a log line each
+  time; it is never turned into a dead letter. While it retries,
   its caller waits: the worker pauses its partitions instead of buffering (see ``engine``).
 * Writes are idempotent (``writer``): the same batch written again leaves one copy.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +23,7 @@ from typing import TypeVar
 
 from clickhouse_connect.driver.client import Client
 
+from streams.backoff import Backoff
 from streams.processor import Result
 from streams.rows import Row
 from streams.warehouse import WarehouseError
@@ -65,12 +69,14 @@ class ClickHouseSink:
         backoff_max_s: float = 10.0,
         on_outage: Callable[[bool], None] | None = None,
         stats: SinkStats | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._open_client = open_client
         self._client: Client | None = None
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self._rng = rng or random.Random()  # seeded from the OS: each worker its own delays
         self.stats = stats or SinkStats()  # shared by the sinks of one worker
         self.on_outage = on_outage  # called with True on every failed try, False once it is over
 
@@ -85,7 +91,7 @@ class ClickHouseSink:
     async def call(self, fn: Callable[[Client], T], *, retry: bool = True) -> T:
         """Run ``fn(client)`` on the warehouse thread; retry ``WarehouseError`` with backoff."""
         loop = asyncio.get_running_loop()
-        delay = self.backoff_initial_s
+        backoff = Backoff(self.backoff_initial_s, self.backoff_max_s, self._rng)
         while True:
             try:
                 result = await loop.run_in_executor(self._executor, self._run, fn)
@@ -97,11 +103,11 @@ class ClickHouseSink:
                 s.last_error = str(exc)[:500]
                 if s.warehouse_down_since is None:
                     s.warehouse_down_since = time.time()
+                delay = backoff.next()
                 log.warning("warehouse unavailable, retrying in %.1f s: %s", delay, exc)
                 if self.on_outage is not None:
                     self.on_outage(True)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff_max_s)
                 continue
             if self.stats.warehouse_down_since is not None:
                 down = time.time() - self.stats.warehouse_down_since
