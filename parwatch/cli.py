@@ -24,6 +24,7 @@ from parwatch.commands import (
     schema,
     serve,
     simulate,
+    spool,
     sql,
     worker,
 )
@@ -36,6 +37,7 @@ COMMANDS = (
     broker,
     schema,
     publish,
+    spool,
     simulate,
     migrate,
     worker,

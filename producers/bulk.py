@@ -8,19 +8,26 @@ Contract of ``publish_jsonl``:
   ``Publisher``, which validates it: a bad line (not UTF-8, not JSON, refused by the contract)
   is recorded with its 1-based line number, its ``Reason`` code and a short detail, and is not
   sent; the lines around it still are. Nothing else stops the upload.
+* Skipping: a line whose ``event_id`` is in ``skip`` (the ids already waiting in the spool,
+  ``spool_contents``) is counted in ``BulkReport.already_waiting`` and not published again:
+  the spool delivers its copy, before anything published now. The pipeline counts an
+  ``event_id`` once (the first accepted copy), so skipping it changes no figure. Without
+  ``skip`` no line's JSON is parsed here (the publisher's validation is the only parse).
 * Order: lines are published in file order (the publisher keeps that order per key).
-* On return everything sent has been flushed: delivered to Kafka or durably spooled
-  (``BulkReport.spooled`` tells how many wait in the spool for the broker).
+* On return everything accepted has been flushed: delivered to Kafka or durably spooled. Which
+  of the two, the publisher's ``stats().spool_pending`` after ``close`` says; ``accepted`` is
+  not "sent".
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from producers.preparation import event_id_of
 from producers.publisher import Publisher, PublishError
 from schemas import Reason
 
@@ -36,26 +43,22 @@ class BadLine(NamedTuple):
 
 @dataclass
 class BulkReport:
-    """What ``publish_jsonl`` did: events sent, bad lines (not sent), events left in the spool."""
+    """What ``publish_jsonl`` did: events accepted by the publisher (delivered or spooled: the
+    publisher knows which), bad lines (not published), events skipped as already waiting."""
 
-    sent: int = 0
+    accepted: int = 0
     bad: list[BadLine] = field(default_factory=list)
     blank: int = 0
-    spooled: int = 0
+    already_waiting: int = 0
 
-    def summary(self) -> str:
-        """One line for a terminal, e.g. ``sent 998 events; 2 bad lines (malformed_json: 2)``."""
-        parts = [f"sent {self.sent:,} event{'s' if self.sent != 1 else ''}"]
-        if self.bad:
-            counts = Counter(b.reason for b in self.bad)
-            by_reason = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(counts.items()))
-            n_bad = len(self.bad)
-            parts.append(f"{n_bad:,} bad line{'s' if n_bad != 1 else ''} not sent ({by_reason})")
-        else:
-            parts.append("no bad lines")
-        if self.spooled:
-            parts.append(f"{self.spooled:,} waiting in the local spool for the broker")
-        return "; ".join(parts)
+    def bad_summary(self) -> str:
+        """E.g. ``2 bad lines not sent (malformed_json: 2)``, or ``no bad lines``."""
+        if not self.bad:
+            return "no bad lines"
+        counts = Counter(b.reason for b in self.bad)
+        by_reason = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(counts.items()))
+        n_bad = len(self.bad)
+        return f"{n_bad:,} bad line{'s' if n_bad != 1 else ''} not sent ({by_reason})"
 
 
 def count_lines(path: Path) -> int:
@@ -79,8 +82,10 @@ def publish_jsonl(
     path: Path,
     publisher: Publisher,
     progress: Callable[[int, int], None] | None = None,
+    skip: Collection[str] = frozenset(),
 ) -> BulkReport:
-    """Publish every good line of the JSON Lines file ``path``; report the bad ones.
+    """Publish every good line of the JSON Lines file ``path`` whose event id is not in
+    ``skip``; report the bad ones.
 
     ``progress(lines_done, lines_total)`` is called every 1,000 lines and once at the end.
     """
@@ -102,6 +107,8 @@ def publish_jsonl(
                 raw = raw[3:]  # a UTF-8 byte order mark, as some editors write
             if not raw.strip():
                 report.blank += 1
+            elif skip and event_id_of(raw) in skip:
+                report.already_waiting += 1
             else:
                 try:
                     publisher.publish(raw)
@@ -111,11 +118,10 @@ def publish_jsonl(
                         detail = detail[: MAX_DETAIL - 1] + "…"
                     report.bad.append(BadLine(number, exc.reason.value, detail))
                 else:
-                    report.sent += 1
+                    report.accepted += 1
             if progress is not None and number % PROGRESS_EVERY == 0:
                 progress(number, max(total, number))
     publisher.flush()
-    report.spooled = publisher.stats().spool_pending
     if progress is not None:
         progress(number, max(total, number))
     return report

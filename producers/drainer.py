@@ -3,11 +3,15 @@ publisher may send directly again.
 
 Contract of ``Drainer``:
 
-* Ordering: spooled records are sent oldest first, ``drain_batch`` at a time, and after each
-  batch only the delivered *prefix* is acknowledged; the rest stays in the spool, in order, and
-  is sent again in the next round.
-* At-least-once: a record is acknowledged in the spool only after Kafka acknowledged it, so a
-  crash in between sends it again after restart.
+* Ordering: spooled records are sent oldest first, ``drain_batch`` at a time; only the
+  delivered *prefix* of a batch is acknowledged; the rest stays in the spool, in order, and is
+  sent again in the next round.
+* At-least-once, at most one batch twice: a record is acknowledged in the spool only after
+  Kafka acknowledged it, and the spool's cursor moves over the delivered prefix while the batch
+  is still under way (each time the drainer would wait for the next answer), so a crash (SIGKILL
+  included) re-sends, after restart, only records that were sent and not yet acknowledged in
+  the spool: at most one batch, ``drain_batch`` records. (The cursor file is replaced
+  atomically but not fsynced: after a power loss, more may be sent again.)
 * Recovery: when the producer is marked broken, the drainer retires it (its failed records land
   in the spool when its sends are settled) and connects a new one, with capped exponential backoff
   (``retry_backoff_s`` doubling up to ``retry_backoff_max_s``; ``PublisherState.kick`` cuts a
@@ -26,11 +30,14 @@ Contract of ``Drainer``:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
 from producers.connection import Connector, describe
 from producers.direct_sends import SETTLE_INTERVAL_S, DirectSends, Note
@@ -161,14 +168,14 @@ class Drainer:
             except KafkaError as exc:
                 error = exc
                 break
-        try:
-            producer.flush(timeout=self.config.delivery_timeout_s + self.config.request_timeout_s)
-        except KafkaError as exc:
-            error = error or exc
-        delivered = [f.succeeded() for f in futures]
-        prefix = delivered.index(False) if False in delivered else len(delivered)
-        self._spool.ack(prefix)
-        ok = sum(delivered)
+        deadline = time.monotonic() + self.config.delivery_timeout_s + self.config.request_timeout_s
+        prefix = self._ack_as_delivered(futures, deadline)
+        if prefix < len(futures):
+            try:  # the answers to the rest, for the counters and the notes
+                producer.flush(timeout=max(0.0, deadline - time.monotonic()))
+            except KafkaError as exc:
+                error = error or exc
+        ok = sum(f.succeeded() for f in futures)
         with state.lock:
             state.sent += len(futures)
             state.delivered += ok
@@ -188,6 +195,25 @@ class Drainer:
             )
             return False
         return True
+
+    def _ack_as_delivered(self, futures: list[FutureRecordMetadata], deadline: float) -> int:
+        """Wait for ``futures`` in send order until one fails or ``deadline`` passes, and move
+        the spool's cursor over the delivered prefix each time before waiting, so that it trails
+        Kafka's acknowledgements by one produce request, not by the whole batch. Returns the
+        length of the delivered prefix (all of it acknowledged in the spool)."""
+        acked = 0
+        for i, future in enumerate(futures):
+            if not future.is_done:
+                if i > acked:
+                    self._spool.ack(i - acked)
+                    acked = i
+                with contextlib.suppress(KafkaError):
+                    future.get(timeout=max(0.0, deadline - time.monotonic()))
+            if not future.succeeded():
+                self._spool.ack(i - acked)
+                return i
+        self._spool.ack(len(futures) - acked)
+        return len(futures)
 
     def _make(self, notes: list[Note]) -> None:
         if self._notify is not None:

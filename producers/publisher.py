@@ -29,7 +29,9 @@ Contract of ``Publisher``:
   spool and may land after a newer event of the same key that was already in flight or spooled
   first; the pipeline deduplicates by ``event_id`` and classifies independently of order.
 * Delivery is at-least-once: a crash between a send and its acknowledgement in the spool
-  re-sends that record once after restart.
+  re-sends that record once after restart. A crash while the spool is being delivered re-sends
+  at most one batch (``drain_batch`` records): the spool's cursor follows Kafka's
+  acknowledgements within a batch (``drainer``).
 * Topics are never created implicitly (``allow_auto_create_topics=False``, and existence is
   checked with an all-topics metadata request, since some brokers, Tansu among them, ignore the
   flag): a missing topic is an outage to retry, logged, and events wait in the spool.

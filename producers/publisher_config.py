@@ -76,7 +76,9 @@ class PublisherConfig:
     """A record not acknowledged within this time fails and goes to the spool."""
     retry_backoff_s: float = 0.25
     retry_backoff_max_s: float = 5.0
-    drain_batch: int = 2000
+    drain_batch: int = 500
+    """Spooled records sent at a time: a crash while the spool is delivered sends at most this
+    many records twice (see ``drainer``)."""
     close_timeout_s: float = 10.0
     """How long ``close()`` keeps trying to deliver the spool (what is left stays on disk)."""
     max_event_bytes: int = 1_000_000

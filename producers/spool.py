@@ -128,7 +128,7 @@ def _decode_payload(payload: bytes | memoryview) -> SpoolRecord:
     return SpoolRecord(topic, key, bytes(payload[pos:]), tuple(headers))
 
 
-def _parse(buf: bytes, start: int) -> tuple[list[tuple[SpoolRecord, int]], int, bool]:
+def parse_records(buf: bytes, start: int) -> tuple[list[tuple[SpoolRecord, int]], int, bool]:
     """Records in ``buf`` from ``start``: [(record, end offset in buf)], next offset, and
     whether parsing stopped at a bad (corrupt, not merely incomplete) record."""
     out: list[tuple[SpoolRecord, int]] = []
@@ -154,8 +154,37 @@ def _parse(buf: bytes, start: int) -> tuple[list[tuple[SpoolRecord, int]], int, 
     return out, pos, False
 
 
-def _seg_name(seq: int) -> str:
+def segment_name(seq: int) -> str:
     return f"{seq:012d}.seg"
+
+
+def segment_numbers(directory: Path) -> list[int]:
+    """The sequence numbers of the segment files in ``directory``, oldest first."""
+    return sorted(int(p.stem) for p in directory.glob("*.seg") if p.stem.isdigit())
+
+
+def read_cursor(directory: Path) -> tuple[int, int] | None:
+    """The cursor file's (segment, offset), or None if it is missing or unreadable."""
+    try:
+        data = json.loads((directory / "cursor").read_text())
+        seq, offset = int(data["segment"]), int(data["offset"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        log.warning("spool cursor in %s is unreadable; reading from the start", directory)
+        return None
+    return (seq, max(offset, len(MAGIC)))
+
+
+def start_of(segments: list[int], cursor: tuple[int, int] | None) -> tuple[int, int]:
+    """Where the first unacknowledged record is, given the segments and the cursor file."""
+    if cursor is None or not segments or cursor[0] not in segments:
+        # No valid cursor: start at the oldest segment (at-least-once, never a loss).
+        first = segments[0] if segments else 0
+        if cursor is not None and segments and cursor[0] > segments[-1]:
+            first = segments[-1] + 1
+        return (first, len(MAGIC))
+    return cursor
 
 
 class Spool:
@@ -195,17 +224,11 @@ class Spool:
     def _recover(self) -> None:
         for tmp in self.directory.glob("*.tmp"):
             tmp.unlink()
-        segments = sorted(int(p.stem) for p in self.directory.glob("*.seg") if p.stem.isdigit())
-        cursor = self._read_cursor()
-        if cursor is None or not segments or cursor[0] not in segments:
-            # No valid cursor: start at the oldest segment (at-least-once, never a loss).
-            first = segments[0] if segments else 0
-            if cursor is not None and segments and cursor[0] > segments[-1]:
-                first = segments[-1] + 1
-            cursor = (first, len(MAGIC))
+        segments = segment_numbers(self.directory)
+        cursor = start_of(segments, read_cursor(self.directory))
         for seq in segments:
             if seq < cursor[0]:
-                (self.directory / _seg_name(seq)).unlink()  # fully acknowledged
+                (self.directory / segment_name(seq)).unlink()  # fully acknowledged
                 self._dir_dirty = True
         self._segments = [s for s in segments if s >= cursor[0]]
         pending = 0
@@ -226,20 +249,9 @@ class Spool:
         if pending:
             log.info("spool %s holds %d unsent records", self.directory, pending)
 
-    def _read_cursor(self) -> tuple[int, int] | None:
-        try:
-            data = json.loads((self.directory / "cursor").read_text())
-            seq, offset = int(data["segment"]), int(data["offset"])
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError):
-            log.warning("spool cursor in %s is unreadable; reading from the start", self.directory)
-            return None
-        return (seq, max(offset, len(MAGIC)))
-
     def _check_segment(self, seq: int, start: int) -> int:
         """Count the valid records of a segment from ``start``; cut it at its first bad one."""
-        path = self.directory / _seg_name(seq)
+        path = self.directory / segment_name(seq)
         data = path.read_bytes()
         if data[: len(MAGIC)] != MAGIC:
             log.error("spool segment %s has no valid header; ignoring its contents", path)
@@ -247,7 +259,7 @@ class Spool:
                 f.truncate(0)
                 f.write(MAGIC)
             return 0
-        records, end, _ = _parse(data, min(start, len(data)))
+        records, end, _ = parse_records(data, min(start, len(data)))
         if end < len(data):
             log.warning(
                 "spool segment %s: %d bytes after the last valid record (torn by a crash?) "
@@ -260,7 +272,7 @@ class Spool:
         return len(records)
 
     def _open_segment(self, seq: int, *, sync_previous: bool = True) -> None:
-        path = self.directory / _seg_name(seq)
+        path = self.directory / segment_name(seq)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         os.write(fd, MAGIC)
@@ -358,13 +370,13 @@ class Spool:
         while len(self._read_ahead) < n:
             seq, offset = self._read_pos
             idx = self._segments.index(seq)
-            path = self.directory / _seg_name(seq)
+            path = self.directory / segment_name(seq)
             with path.open("rb") as f:
                 f.seek(offset)
                 want = _READ_CHUNK
                 while True:
                     buf = f.read(want)
-                    records, used, bad = _parse(buf, 0)
+                    records, used, bad = parse_records(buf, 0)
                     if records or bad or len(buf) < want:
                         break
                     want *= 2  # one record larger than the chunk
@@ -397,7 +409,7 @@ class Spool:
         while self._segments and self._segments[0] < seq:
             done = self._segments.pop(0)
             with contextlib.suppress(FileNotFoundError):
-                (self.directory / _seg_name(done)).unlink()
+                (self.directory / segment_name(done)).unlink()
             self._dir_dirty = True
 
     def _check_open(self) -> None:

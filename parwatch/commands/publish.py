@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from parwatch import wiring
+from parwatch.commands import spool
 from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from parwatch.settings import Settings
@@ -17,11 +18,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="validate and publish the events of a JSON Lines file",
         description=(
             "Read FILE (JSON Lines, UTF-8, one event per line), validate each event against the "
-            "contract and publish the valid ones with the publisher SDK (keyed, idempotent, "
-            "spooled to disk while the broker is unreachable). Bad lines are reported with their "
-            "line numbers and reasons and are not sent; good lines are still sent. Exit code 1 "
-            "when any line was bad. Broker: PARWATCH_KAFKA_BOOTSTRAP."
+            "contract and publish the valid ones with the publisher SDK (keyed, idempotent). "
+            "Bad lines are reported with their line numbers and reasons and are not sent; good "
+            "lines are still sent. When Kafka cannot be reached the events are kept in the spool "
+            "folder on this computer (spooled, not sent) and sent later by `parwatch spool "
+            "deliver` or the next publish; an event already waiting there is not queued again, "
+            "so publishing the same file again sends no event twice. Broker: "
+            "PARWATCH_KAFKA_BOOTSTRAP.\n\n"
+            "exit codes:\n"
+            "  0  every event was sent to Kafka\n"
+            "  1  bad lines (not sent); every good line was sent\n"
+            "  2  usage error (no such file, no broker configured, spool in use)\n"
+            "  3  spooled, not sent: events wait in the spool (no bad lines)\n"
+            "  4  bad lines, and events wait in the spool"
         ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", type=Path, metavar="FILE.jsonl", help="events, one JSON object a line")
     p.add_argument("--max-errors", type=int, default=20, help="bad lines to list (default 20)")
@@ -30,19 +41,42 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from producers.bulk import publish_jsonl
-
     from producers.publisher import Publisher
+    from producers.spool import SpoolError
+    from producers.spool_contents import read_contents
 
     if not args.file.is_file():
         raise UsageError(f"{args.file}: no such file")
     config = wiring.publisher_config(settings)
+    # Sound to skip: an event waiting in the spool is sent from there, before anything new.
+    before = read_contents(config.spool_dir, event_ids=True)
+    try:
+        publisher = Publisher(config)
+    except SpoolError:
+        raise UsageError(spool.in_use_message(config.spool_dir)) from None
     progress = Progress(f"publishing {args.file.name}")
-    with Publisher(config) as publisher:
-        report = publish_jsonl(args.file, publisher, progress=progress)
-    progress.done(report.sent)
-    for line, reason, detail in report.bad[: args.max_errors]:
-        print(f"{args.file}:{line}: {reason}: {detail}")
+    with publisher:
+        report = publish_jsonl(args.file, publisher, progress=progress, skip=before.event_ids)
+    progress.done(report.accepted)
+    waiting = publisher.stats().spool_pending  # after close: what is really left
+    # The spool is a FIFO: what waited before goes out before this file's events.
+    of_file = min(waiting, report.accepted)
+    earlier_sent = max(0, before.waiting - (waiting - of_file))
+    for number, reason, detail in report.bad[: args.max_errors]:
+        print(f"{args.file}:{number}: {reason}: {detail}")
     if len(report.bad) > args.max_errors:
         print(f"… and {len(report.bad) - args.max_errors} more bad lines")
-    print(report.summary())
+    if report.already_waiting:
+        print(
+            f"{report.already_waiting:,} events of this file were already waiting in the spool "
+            "(from an earlier publish): not queued again"
+        )
+    if earlier_sent:
+        print(f"also sent {earlier_sent:,} events that were waiting in the spool")
+    sent = report.accepted - of_file
+    print(f"sent {sent:,} event{'s' if sent != 1 else ''}; {report.bad_summary()}")
+    if waiting:
+        for line in spool.not_sent_lines(waiting, config.spool_dir, config.bootstrap):
+            print(line)
+        return 4 if report.bad else spool.EXIT_SPOOLED
     return 1 if report.bad else 0

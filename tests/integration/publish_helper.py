@@ -37,7 +37,7 @@ def publish(bootstrap: str, spool_dir: str, inspections: str, services: str, pat
     report = publish_jsonl(Path(path), publisher)
     stats = dataclasses.asdict(publisher.stats())
     print(
-        "READY", json.dumps({**stats, "published": report.sent, "bad": len(report.bad)}), flush=True
+        "READY", json.dumps({**stats, "published": report.accepted, "bad": len(report.bad)}), flush=True
     )
     threading.Event().wait()  # until SIGKILL: no close(), no goodbye
 

@@ -281,16 +281,16 @@ def test_publish_jsonl_sends_the_good_lines_and_reports_the_bad_ones(
     )
     with Publisher(cfg) as publisher:
         report = publish_jsonl(source, publisher, progress=lambda d, t: calls.append((d, t)))
-    assert report.sent == 500 and report.blank == 1 and report.spooled == 0
+    assert (report.accepted, report.blank, report.already_waiting) == (500, 1, 0)
+    assert publisher.stats().spool_pending == 0
     assert [(b.line, b.reason) for b in report.bad] == [
         (11, "malformed_json"),
         (31, "unknown_agency"),
         (41, "pii_detected"),
     ]
     assert "038123456789" not in repr(report.bad)
-    assert report.summary() == (
-        "sent 500 events; 3 bad lines not sent "
-        "(malformed_json: 1, pii_detected: 1, unknown_agency: 1)"
+    assert report.bad_summary() == (
+        "3 bad lines not sent (malformed_json: 1, pii_detected: 1, unknown_agency: 1)"
     )
     assert calls == [(504, 504)]  # fewer than 1,000 lines: only the final call
 
