@@ -130,6 +130,10 @@ def run_panel(client: Client, panel: Panel, time_range: TimeRange) -> tuple[list
 
 
 def _render_panel(panel: Panel, columns: list[str], rows: list[Any]) -> str:
+    """The panel's HTML for its query's result. Every kind renders an empty result: stats and
+    gauges show each value as missing, charts and tables say that there is no data."""
+    if not rows and not columns:  # an empty result may come without its columns (chdb)
+        columns = list(panel.labels)
     idx = {c: i for i, c in enumerate(columns)}
     shown = [c for c in panel.labels if c in idx]
 
