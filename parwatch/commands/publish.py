@@ -74,7 +74,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if earlier_sent:
         print(f"also sent {earlier_sent:,} events that were waiting in the spool")
     sent = report.accepted - of_file
-    print(f"sent {sent:,} event{'s' if sent != 1 else ''}; {report.bad_summary()}")
+    new = "new " if report.already_waiting or earlier_sent else ""
+    print(f"sent {sent:,} {new}event{'s' if sent != 1 else ''}; {report.bad_summary()}")
     if waiting:
         for line in spool.not_sent_lines(waiting, config.spool_dir, config.bootstrap):
             print(line)

@@ -283,3 +283,165 @@ def test_a_drain_cut_short_by_the_broker_going_away_resumes_without_loss(
         resume.set()
         if broker is not None:
             broker.stop()
+
+
+# -- the command line: publish with the broker down, spool status and deliver ---------------
+
+PARWATCH = [sys.executable, "-m", "parwatch.cli"]
+
+
+def parwatch_env(bootstrap: str, topics: Topics, data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PARWATCH_KAFKA_BOOTSTRAP": bootstrap,
+        "PARWATCH_DATA_DIR": str(data_dir),
+        "PARWATCH_TOPIC_INSPECTIONS": topics.inspections,
+        "PARWATCH_TOPIC_SERVICES": topics.services,
+    }
+
+
+def run_parwatch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PARWATCH, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
+    path.write_text(
+        "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8"
+    )
+    return path
+
+
+class TopicCounter:
+    """A bare kafka-python consumer on every partition of the topics, from the beginning. It
+    counts what it has read (Tansu's end offsets are too low to stop at)."""
+
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        tps = [
+            TopicPartition(t, p)
+            for t in (topics.inspections, topics.services)
+            for p in sorted(self._consumer.partitions_for_topic(t) or ())
+        ]
+        self._consumer.assign(tps)
+        self._consumer.seek_to_beginning(*tps)
+        self.ids: list[str] = []
+
+    def poll(self, timeout_ms: int = 50) -> int:
+        for batch in self._consumer.poll(timeout_ms=timeout_ms).values():
+            self.ids.extend(json.loads(r.value)["event_id"] for r in batch)
+        return len(self.ids)
+
+    def settle(self, quiet_s: float = 2.0, timeout_s: float = 60.0) -> int:
+        """Read until nothing new arrived for ``quiet_s``; return the count."""
+        deadline = time.monotonic() + timeout_s
+        quiet_since, seen = time.monotonic(), len(self.ids)
+        while time.monotonic() - quiet_since < quiet_s and time.monotonic() < deadline:
+            if self.poll(200) != seen:
+                quiet_since, seen = time.monotonic(), len(self.ids)
+        return seen
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@pytest.mark.kafka
+def test_publish_with_the_broker_down_says_spooled_not_sent_and_republishing_sends_each_once(
+    broker: EmbeddedBroker, topics: Topics, tmp_path: Path
+) -> None:
+    events = mixed_events(300, seed=71)
+    source = write_jsonl(tmp_path / "agency.jsonl", events)
+    down = parwatch_env(f"127.0.0.1:{free_port()}", topics, tmp_path)  # nothing listens there
+
+    done = run_parwatch(down, "publish", str(source))
+    assert done.returncode == 3, done.stdout + done.stderr
+    spool_dir = (tmp_path / "spool").resolve()
+    address = down["PARWATCH_KAFKA_BOOTSTRAP"]
+    assert done.stdout.splitlines() == [
+        "sent 0 events; no bad lines",
+        f"spooled, not sent: 300 events could not be sent to Kafka ({address}) and wait on this "
+        f"computer, in the spool folder {spool_dir}. Nothing is lost.",
+        "To send them when Kafka is reachable again: parwatch spool deliver",
+    ]
+    status = json.loads(run_parwatch(down, "spool", "status", "--json").stdout)
+    assert status["spool_folder"] == str(spool_dir)
+    assert (status["waiting"], status["in_use"]) == (300, False)
+    assert status["oldest"]["event_id"] == events[0]["event_id"]
+
+    # The obvious move: publish the same file again, now that the broker is up.
+    up = parwatch_env(broker.bootstrap, topics, tmp_path)
+    again = run_parwatch(up, "publish", str(source))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.splitlines() == [
+        "300 events of this file were already waiting in the spool (from an earlier publish): "
+        "not queued again",
+        "also sent 300 events that were waiting in the spool",
+        "sent 0 new events; no bad lines",
+    ]
+    counter = TopicCounter(broker.bootstrap, topics)
+    try:
+        assert counter.settle() == 300
+        assert sorted(counter.ids) == sorted(e["event_id"] for e in events)  # each once
+    finally:
+        counter.close()
+    status = json.loads(run_parwatch(up, "spool", "status", "--json").stdout)
+    assert (status["waiting"], status["oldest"]) == (0, None)
+    nothing = run_parwatch(up, "spool", "deliver")
+    assert nothing.returncode == 0
+    assert nothing.stdout == f"nothing waits in the spool {spool_dir}: nothing to send\n"
+
+
+@pytest.mark.kafka
+def test_a_delivery_killed_mid_spool_sends_at_most_one_batch_twice(
+    broker: EmbeddedBroker, topics: Topics, tmp_path: Path
+) -> None:
+    batch = PublisherConfig(bootstrap="x", spool_dir=tmp_path).drain_batch
+    assert batch == 500  # the figure the README and `parwatch spool --help` state
+    n = 20_000
+    events = mixed_events(n, seed=81)
+    source = write_jsonl(tmp_path / "backlog.jsonl", events)
+    down = parwatch_env(f"127.0.0.1:{free_port()}", topics, tmp_path)
+    assert run_parwatch(down, "publish", str(source)).returncode == 3
+
+    up = parwatch_env(broker.bootstrap, topics, tmp_path)
+    counter = TopicCounter(broker.bootstrap, topics)
+    try:
+        assert counter.poll(200) == 0
+        deliverer = subprocess.Popen(
+            [*PARWATCH, "spool", "deliver"],
+            cwd=REPO,
+            env=up,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while counter.poll() < 2000 and time.monotonic() < deadline:
+                pass
+            deliverer.send_signal(signal.SIGKILL)
+            assert deliverer.wait(10) == -signal.SIGKILL
+        finally:
+            if deliverer.poll() is None:
+                deliverer.kill()
+                deliverer.wait()
+        before_kill = counter.settle()
+        assert len(set(counter.ids)) == before_kill  # no duplicates yet
+        assert 2000 <= before_kill < n, before_kill  # killed mid-spool
+        left = json.loads(run_parwatch(up, "spool", "status", "--json").stdout)["waiting"]
+        # The cursor trails Kafka's acknowledgements by at most one batch.
+        assert n - before_kill <= left <= n - before_kill + batch, (before_kill, left)
+
+        done = run_parwatch(up, "spool", "deliver")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.splitlines()[-1] == (
+            f"sent all {left:,} events that waited in the spool; it is empty now"
+        )
+        total = counter.settle()
+    finally:
+        counter.close()
+    assert set(counter.ids) == {e["event_id"] for e in events}  # nothing lost
+    twice = total - n
+    assert 0 <= twice <= batch, f"{twice} events delivered twice (killed after {before_kill})"

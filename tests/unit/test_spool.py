@@ -193,3 +193,41 @@ def test_random_appends_acks_and_reopens_behave_like_a_queue(tmp_path: Path, see
         spool.close()
     # Spent segments do not pile up: at most those still holding records, plus the newest.
     assert len(segments(tmp_path)) <= len(model) + 2
+
+
+def event_rec(i: int) -> SpoolRecord:
+    value = {"event_id": f"00000000-0000-4000-8000-{i:012d}", "agency_code": "TH-S-TP"}
+    return SpoolRecord("inspection-events", b"k", json.dumps(value).encode())
+
+
+def test_read_contents_counts_what_waits_after_the_cursor_and_finds_the_oldest(
+    tmp_path: Path,
+) -> None:
+    from producers.spool_contents import read_contents
+
+    assert read_contents(tmp_path / "none").waiting == 0  # no folder: an empty spool
+    with Spool(tmp_path, segment_bytes=2048) as spool:
+        for i in range(0, 100, 10):
+            spool.append(event_rec(j) for j in range(i, i + 10))
+        spool.ack(30)
+        held = read_contents(tmp_path, event_ids=True)
+        assert held.in_use
+        assert (held.waiting, held.oldest) == (70, event_rec(30))
+        assert held.event_ids == {f"00000000-0000-4000-8000-{i:012d}" for i in range(30, 100)}
+        assert len(segments(tmp_path)) > 2  # the count spans segments
+        spool.ack(70)
+    after = read_contents(tmp_path, event_ids=True)
+    assert (after.waiting, after.oldest, after.event_ids, after.in_use) == (0, None, set(), False)
+
+
+def test_read_contents_stops_where_the_spool_would_at_a_torn_record(tmp_path: Path) -> None:
+    from producers.spool_contents import read_contents
+
+    with Spool(tmp_path) as spool:
+        spool.append(event_rec(i) for i in range(5))
+    (seg,) = segments(tmp_path)
+    with seg.open("ab") as f:
+        f.write(encode_record(event_rec(5))[:-3])  # torn by a crash mid-write
+    assert read_contents(tmp_path).waiting == 5
+    with Spool(tmp_path) as spool:
+        assert spool.pending == 5
