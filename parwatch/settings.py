@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     dead_letter_partitions: int = Field(3, ge=1)
 
     catalog_dir: Path | None = Field(None, description="agencies.csv/procedures.csv; bundled")
-    catalog_check_s: float = Field(30.0, gt=0, description="how often the worker checks them")
+    catalog_check_s: float = Field(
+        30.0, gt=0, description="how often the worker checks them and the signing keyring"
+    )
 
     target_online_inspection_share: float = 0.40
     target_service_prefill_coverage: float = 1.00
@@ -80,7 +82,8 @@ class Settings(BaseSettings):
     signing_keyring: Path | None = Field(
         None,
         description="keyring the worker verifies events against; set = signing enforced "
-        "(unsigned, badly signed or other-agency events are refused as bad_signature)",
+        "(unsigned, badly signed or other-agency events are refused as bad_signature); "
+        "reloaded when the file changes (checked every PARWATCH_CATALOG_CHECK_S)",
     )
 
     grafana_url: str | None = Field(None, description="Grafana for `dashboards publish`")

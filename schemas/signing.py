@@ -4,7 +4,8 @@ Wire format (``schemas/SIGNING.md`` for agencies):
 
 * header ``parwatch-key-id``: the key id, ASCII (``[A-Za-z0-9._:-]``, at most 128 characters);
 * header ``parwatch-signature``: ``v1=`` then the lowercase hex HMAC-SHA256 of the message
-  value, with the key's secret (32 random bytes) as the HMAC key.
+  value, with the key's secret (32 random bytes) as the HMAC key; any other form (uppercase
+  hex included) is refused.
 
 The keyring (a JSON file, ``load_keyring``) holds, per agency, at most two *active* keys (so an
 agency can switch keys without a gap) and any number of retired ones. A key verifies an event
@@ -42,6 +43,7 @@ SIGNATURE_PREFIX = b"v1="
 MAX_ACTIVE_PER_AGENCY = 2
 MIN_SECRET_BYTES = 16
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SIGNATURE_FORMAT = re.compile(rb"v1=[0-9a-f]{64}")
 KEYRING_VERSION = 1
 
 Headers = Iterable[tuple[str, bytes]] | Mapping[str, bytes]
@@ -177,9 +179,9 @@ def verify(value: bytes, headers: Headers | None, keyring: Keyring, *, now: date
             f"(valid {_when(key.not_before)} to {_when(key.not_after)})"
         )
     sig = sigs[0]
-    if not sig.startswith(SIGNATURE_PREFIX) or len(sig) != len(SIGNATURE_PREFIX) + 64:
-        raise SignatureError(f"{SIGNATURE_HEADER} is not v1=<64 hex digits>")
-    if not hmac.compare_digest(sig.lower(), key.mac(value)):
+    if not _SIGNATURE_FORMAT.fullmatch(sig):  # lowercase only, as SIGNING.md specifies
+        raise SignatureError(f"{SIGNATURE_HEADER} is not v1=<64 lowercase hex digits>")
+    if not hmac.compare_digest(sig, key.mac(value)):
         raise SignatureError(f"signature does not match the value bytes for key {key_id}")
     return key
 

@@ -45,6 +45,7 @@ from schemas.catalog import Catalog, bundled_dir, load_catalog
 from schemas.signing import Keyring, check_signature
 from schemas.topics import Topics
 from streams.decoder import Decoder
+from streams.keyring_holder import KeyringHolder, describe
 from streams.known import KnownKeys
 from streams.metrics import Tally, WorkerMetrics
 from streams.processor import (
@@ -86,6 +87,7 @@ class WorkerConfig:
     rows_topic: str = "warehouse-rows"
     kafka_options: dict[str, Any] = field(default_factory=dict)  # aiokafka security options
     keyring: Keyring | None = None  # given: signing is enforced (EVENTS.md, bad_signature)
+    keyring_path: Path | None = None  # the keyring's file, reloaded when it changes
     decode_processes: int = 1  # 1: decode in a child process (see ``decoder``); 0: in this one
 
     @property
@@ -327,6 +329,7 @@ class Engine:
         # read is never in a write still in flight: see StateCache.trim).
         self.reader = ClickHouseSink(opener, on_outage=self._on_outage, stats=self.sink.stats)
         self.catalog = CatalogHolder(cfg.catalog_dir)
+        self.keyring = None if cfg.keyring is None else KeyringHolder(cfg.keyring, cfg.keyring_path)
         # A classifier's rows reach ClickHouse later, through a sink: its states can't be
         # rebuilt from the warehouse while it owns their partitions, so it keeps them all.
         capacity = cfg.state_cache_entities if cfg.role == "all" else 2**62
@@ -364,6 +367,11 @@ class Engine:
             self._write_status()
             log.info("worker started: warehouse %s, topics %s", cfg.warehouse.describe(),
                      ", ".join(cfg.topics.all()))  # fmt: skip
+            if self.keyring is None:
+                log.info("signing not enforced: no keyring (PARWATCH_SIGNING_KEYRING unset)")
+            else:
+                log.info("signing enforced: keyring %s, %s", self.keyring.path or "(given)",
+                         describe(self.keyring.keyring))  # fmt: skip
             await self._loop()
             await self._flush()
             await self._wait_written()
@@ -420,6 +428,8 @@ class Engine:
             if time.monotonic() >= next_catalog_check:
                 next_catalog_check = time.monotonic() + cfg.catalog_check_s
                 await self._maybe_reload_catalog()
+                if self.keyring is not None:  # on the catalog's schedule (keyring_holder)
+                    self.keyring.maybe_reload()
         while pending:  # fetched and not applied: applied now, then written
             await self._apply(pending.popleft())
 
@@ -442,8 +452,8 @@ class Engine:
         if p.generation != self.generation:
             return  # a rebalance happened meanwhile: these messages will be read again
         now = p.now
-        if self.cfg.keyring is not None:
-            self._check_signatures(p, decoded)
+        if self.keyring is not None:
+            self._check_signatures(p, decoded, self.keyring.keyring)
         await self._restore(decoded)
         if p.generation != self.generation:
             return
@@ -474,17 +484,14 @@ class Engine:
             batch.offsets[tp] = messages[-1].offset + 1
             batch.messages += len(messages)
 
-    def _check_signatures(self, p: Pending, decoded: list[Any]) -> None:
-        """With a keyring, a decoded event whose signature does not hold becomes a refusal."""
-        assert self.cfg.keyring is not None
+    def _check_signatures(self, p: Pending, decoded: list[Any], keyring: Keyring) -> None:
+        """A decoded event whose signature does not hold with ``keyring`` becomes a refusal."""
         i = 0
         for tp, messages in p.groups:
             for m in messages:
                 d = decoded[i]
                 if d[0] != REFUSED:
-                    forged = check_signature(
-                        m.value or b"", m.headers, self.cfg.keyring, d[3], now=p.now
-                    )
+                    forged = check_signature(m.value or b"", m.headers, keyring, d[3], now=p.now)
                     if forged is not None:
                         forged.event_id = str(UUID(int=d[2]))
                         at = Origin(tp.topic, tp.partition, m.offset)

@@ -80,6 +80,7 @@ def worker_config(settings: Settings, role: str = "all") -> WorkerConfig:
         flush_interval_s=settings.worker_flush_interval_s,
         kafka_options=wiring.aiokafka_options(wiring.kafka_options(settings)),
         keyring=_keyring(settings),
+        keyring_path=settings.signing_keyring,
         decode_processes=settings.worker_decode_processes,
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -73,3 +74,48 @@ def test_forged_events_are_refused_and_never_counted(pipeline: Pipeline, topics:
     kpi = pipeline.cli_json("kpi", "--json", "--agency", A)
     assert [(r["period"], r["inspections_online"], r["inspections_in_person"],
              r["inspections_unclassified"]) for r in kpi] == [("2024-06", 1, 1, 0)]  # fmt: skip
+
+
+def test_a_key_retired_while_the_worker_runs_refuses_its_next_event(
+    pipeline: Pipeline, topics: Any
+) -> None:
+    old, new = _key("a-old", A), _key("a-new", A)
+    keyring = pipeline.data_dir / "keyring.json"
+    keyring.write_text(json.dumps(keyring_document([old, new])), encoding="utf-8")
+    pipeline.env |= {"PARWATCH_SIGNING_KEYRING": str(keyring), "PARWATCH_CATALOG_CHECK_S": "0.5"}
+    log = pipeline.data_dir / "worker.log"
+    pipeline.start_worker("--loglevel", "info")
+    producer = KafkaProducer(bootstrap_servers=pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], acks="all")
+
+    def send(iid: str, key: SigningKey) -> None:
+        value = json.dumps(_insp(iid, "activity", "2024-06-03T09:00:00+07:00", "on_site")).encode()
+        producer.send(topics.inspections, value=value, headers=sign(value, key)).get(timeout=30)
+
+    try:
+        send("RT1", old)
+        assert pipeline.wait_for(1)["by_result"]["accepted"] == 1
+        text = log.read_text(errors="replace")
+        assert f"signing enforced: keyring {keyring}, 2 keys (2 active) of 1 agencies" in text
+
+        retired = pipeline.cli("keys", "retire", "--keyring", str(keyring), "--key-id", "a-old")
+        assert retired.returncode == 0, retired.stderr
+        deadline = time.monotonic() + 60
+        while "signing keyring reloaded" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
+            assert pipeline.proc is not None and pipeline.proc.poll() is None
+            time.sleep(0.1)
+        assert f"reloaded from {keyring}: 2 keys (1 active) of 1 agencies" in log.read_text()
+
+        send("RT2", old)  # the retired key's next event
+        send("RT3", new)
+        status = pipeline.wait_for(3)
+        assert status["by_result"]["accepted"] == 2
+        assert status["by_result"]["refused"] == 1
+    finally:
+        producer.close()
+    assert pipeline.stop_worker() == 0
+    letters = pipeline.cli_json("sql", "--json", "SELECT reason, detail, payload FROM dead_letters")
+    assert [(d["reason"], d["detail"]) for d in letters] == [
+        ("bad_signature", f"key a-old of {A} is retired")
+    ]
+    assert json.loads(letters[0]["payload"])["inspection_id"] == "RT2"

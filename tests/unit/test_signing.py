@@ -103,10 +103,24 @@ def test_unsigned_unknown_retired_and_malformed_headers_are_refused() -> None:
     assert "got 2 and 2" in refusal_detail(VALUE, twice, ring(k), TP)
     bad_format = [(KEY_ID_HEADER, b"TP.1"), (SIGNATURE_HEADER, b"sha256=abc")]
     assert refusal_detail(VALUE, bad_format, ring(k), TP) == (
-        "parwatch-signature is not v1=<64 hex digits>"
+        "parwatch-signature is not v1=<64 lowercase hex digits>"
     )
     bad_id = [(KEY_ID_HEADER, "khóa".encode()), (SIGNATURE_HEADER, b"v1=" + b"0" * 64)]
     assert refusal_detail(VALUE, bad_id, ring(k), TP) == "parwatch-key-id is not ASCII"
+
+
+def test_uppercase_hex_is_refused_as_signing_md_specifies_lowercase() -> None:
+    k = key("TP.1")
+    genuine = dict(sign(VALUE, k))[SIGNATURE_HEADER]
+    upper = b"v1=" + genuine[3:].upper()
+    assert upper != genuine and upper.lower() == genuine  # the same MAC, other case
+    headers = [(KEY_ID_HEADER, b"TP.1"), (SIGNATURE_HEADER, upper)]
+    assert refusal_detail(VALUE, headers, ring(k), TP) == (
+        "parwatch-signature is not v1=<64 lowercase hex digits>"
+    )
+    mixed = [(KEY_ID_HEADER, b"TP.1"), (SIGNATURE_HEADER, b"V1=" + genuine[3:])]
+    assert "lowercase" in refusal_detail(VALUE, mixed, ring(k), TP)
+    assert check_signature(VALUE, sign(VALUE, k), ring(k), TP, now=NOW) is None
 
 
 def test_details_never_hold_the_secret_or_the_signature() -> None:
