@@ -40,6 +40,21 @@ class Settings(BaseSettings):
     query_port: int = Field(
         8123, ge=0, le=65535, description="port of the embedded warehouse's query endpoint"
     )
+    query_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="longest a query on the endpoint may run, seconds"
+    )
+    query_max_result_mb: int = Field(
+        256, ge=1, le=65536, description="largest result the endpoint returns, MiB"
+    )
+    query_max_memory_mb: int = Field(
+        2048, ge=64, le=1 << 20, description="memory one endpoint query may use, MiB"
+    )
+    query_concurrency: int = Field(
+        2, ge=1, le=64, description="endpoint queries that run at once (each its own session)"
+    )
+    query_queue_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="longest a query waits for a free session (then 503)"
+    )
 
     metrics_host: str = Field(
         "127.0.0.1", description="where the worker serves /metrics, /healthz, /readyz (loopback)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from clickhouse_connect.driver.client import Client
@@ -16,6 +16,7 @@ from streams.warehouse import WarehouseConfig, WarehouseOpenError, connect
 
 if TYPE_CHECKING:
     from producers.publisher import PublisherConfig
+    from streams.query_endpoint import QueryServer
 
 
 def require_bootstrap(settings: Settings) -> str:
@@ -79,7 +80,7 @@ def endpoint_serves(host: str, port: int, warehouse_url: str, timeout_s: float =
     """Whether a parwatch query endpoint serving ``warehouse_url`` answers ``/ping`` there."""
     import http.client
 
-    from streams.query_server import IDENTITY_HEADER, warehouse_identity
+    from streams.query_endpoint import IDENTITY_HEADER, warehouse_identity
 
     conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
     try:
@@ -93,19 +94,60 @@ def endpoint_serves(host: str, port: int, warehouse_url: str, timeout_s: float =
         conn.close()
 
 
+def endpoint_client(settings: Settings, warehouse_url: str) -> Client:
+    """A client of the query endpoint that serves the embedded ``warehouse_url``, with the
+    password its owner keeps beside it."""
+    import clickhouse_connect
+
+    from streams.query_endpoint import USER, password_path, read_password
+
+    path = password_path(warehouse_url)
+    password = read_password(path)
+    if password is None:
+        raise UsageError(
+            f"the query endpoint at {settings.query_host}:{settings.query_port} needs the password "
+            f"in {path}, which this user cannot read (run as the user that owns the warehouse)"
+        )
+    return clickhouse_connect.get_client(
+        host=settings.query_host, port=settings.query_port, username=USER, password=password,
+        database=settings.clickhouse_database,
+    )  # fmt: skip
+
+
 def open_reader(settings: Settings) -> Client:
     """A client for reading: for the embedded warehouse, through the query endpoint of the
     process that owns it when one answers on QUERY_HOST:QUERY_PORT (chdb allows one process per
     path), else the warehouse opened directly. For a ClickHouse server, just ``open_warehouse``."""
     config = warehouse_config(settings)
     if config.embedded and endpoint_serves(settings.query_host, settings.query_port, config.url):
-        import clickhouse_connect
-
-        return clickhouse_connect.get_client(
-            host=settings.query_host, port=settings.query_port,
-            database=settings.clickhouse_database,
-        )  # fmt: skip
+        return endpoint_client(settings, config.url)
     return open_warehouse(settings)
+
+
+def query_endpoint(settings: Settings, owner: Client | Callable[[], Client]) -> QueryServer:
+    """The embedded warehouse's query endpoint (not started), with its password (generated
+    beside the warehouse on first use) and limits, from the settings."""
+    from streams.query_endpoint import (
+        Limits,
+        QueryServer,
+        ensure_password,
+        password_path,
+        warehouse_identity,
+    )
+
+    config = warehouse_config(settings)
+    limits = Limits(
+        timeout_s=settings.query_timeout_s,
+        max_result_bytes=settings.query_max_result_mb << 20,
+        max_memory_bytes=settings.query_max_memory_mb << 20,
+        concurrency=settings.query_concurrency,
+        queue_timeout_s=settings.query_queue_timeout_s,
+    )
+    return QueryServer(
+        owner, password=ensure_password(password_path(config.url)), host=settings.query_host,
+        port=settings.query_port, database=config.database, limits=limits,
+        identity=warehouse_identity(config.url),
+    )  # fmt: skip
 
 
 def kpi_settings(settings: Settings) -> KpiSettings:

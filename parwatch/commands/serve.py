@@ -24,9 +24,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "ClickHouse server does, so that clickhouse-connect, curl, notebooks, Grafana and "
             "other parwatch commands (kpi, sql, report) can read it while this process holds "
             "it: chdb lets one process open a path. Only SELECT, WITH, SHOW, DESCRIBE, EXISTS "
-            "and EXPLAIN run, with readonly=1; loopback only. `parwatch worker` serves the same "
+            "and EXPLAIN run, at readonly=1, with a time, memory and result limit "
+            "(PARWATCH_QUERY_TIMEOUT_S, _MAX_MEMORY_MB, _MAX_RESULT_MB); loopback only. "
+            "Clients authenticate as user parwatch with the password generated beside the "
+            "warehouse on first start (<warehouse>.query-password, mode 0600; kpi, sql and "
+            "report read it there), as HTTP Basic, X-ClickHouse-User/-Key headers or "
+            "user/password URL parameters. `parwatch worker` serves the same "
             "endpoint while it runs; use this command when no worker is running. "
-            "Example: curl 'http://127.0.0.1:8123/?query=SELECT+count()+FROM+kpi_month'"
+            "Example: curl -u parwatch:$(cat parwatch-data/warehouse.query-password) "
+            "'http://127.0.0.1:8123/?query=SELECT+count()+FROM+kpi_month'"
         ),
     )
     p.add_argument("--port", type=int, default=None,
@@ -35,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.query_server import QueryServer, QueryServerError, warehouse_identity
+    from streams.query_endpoint import USER, QueryServerError, password_path
 
     config = wiring.warehouse_config(settings)
     if not config.embedded:
@@ -50,19 +56,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     owner = wiring.open_warehouse(settings)
-    server = QueryServer(
-        owner, host=settings.query_host, port=port, database=config.database,
-        identity=warehouse_identity(config.url),
-    )  # fmt: skip
+    server = wiring.query_endpoint(settings.model_copy(update={"query_port": port}), owner)
     try:
         server.start()
     except QueryServerError as exc:
         owner.close()
         raise UsageError(str(exc)) from None
+    secret = password_path(config.url)
     try:
         print(f"query endpoint ready: {server.url} (warehouse {config.describe()}, "
               f"database {config.database}, read-only)", flush=True)  # fmt: skip
-        print(f"try: curl '{server.url}/?query=SELECT+1'", flush=True)
+        print(f"user {USER}, password in {secret} (readable by this user only)", flush=True)
+        print(f"try: curl -u '{USER}:'\"$(cat {secret})\" '{server.url}/?query=SELECT+1'",
+              flush=True)  # fmt: skip
         while not stop.wait(0.5):
             pass
     finally:

@@ -1,6 +1,6 @@
 """The query endpoint: clickhouse-connect's HTTP client, curl and raw HTTP against the embedded
-warehouse served read-only by ``streams.query_server``, and ``parwatch serve`` with ``parwatch kpi``
-in other processes."""
+warehouse served read-only by ``streams.query_endpoint``, and ``parwatch serve`` with
+``parwatch kpi`` in other processes. The attacks are in ``test_query_endpoint_attacks.py``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from parwatch.broker import free_port
 from schemas.catalog import load_catalog
 from streams.kpi_query import read_kpis
 from streams.processor import RowBuffer, process
-from streams.query_server import QueryServer, QueryServerError
+from streams.query_endpoint import USER, QueryServer, QueryServerError
 from streams.reference import load_catalog_tables
 from streams.rows import Origin
 from streams.writer import write_tables
@@ -37,6 +37,8 @@ from tests.conftest import make_inspection_event, make_service_event
 pytestmark = pytest.mark.clickhouse
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+PASSWORD = "test-password"  # noqa: S105 (a test's own)
+AUTH = {"X-ClickHouse-User": USER, "X-ClickHouse-Key": PASSWORD}
 CATALOG = load_catalog()
 SECTOR = "Thông tin và Truyền thông"  # NFC, as the events carry it
 
@@ -76,7 +78,7 @@ def load(client: Any) -> None:
 def served(warehouse: Any) -> Iterator[tuple[Any, QueryServer]]:
     load(warehouse)
     db = warehouse.command("SELECT currentDatabase()")
-    server = QueryServer(warehouse, port=0, database=db).start()
+    server = QueryServer(warehouse, password=PASSWORD, port=0, database=db).start()
     try:
         yield warehouse, server
     finally:
@@ -85,7 +87,8 @@ def served(warehouse: Any) -> Iterator[tuple[Any, QueryServer]]:
 
 def _http(server: QueryServer) -> Any:
     return clickhouse_connect.get_client(
-        host="127.0.0.1", port=server.port, database=server.database
+        host="127.0.0.1", port=server.port, database=server.database, username=USER,
+        password=PASSWORD,
     )
 
 
@@ -94,7 +97,8 @@ def _raw(
 ) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        conn.request("POST" if body is not None else "GET", path, body=body, headers=headers or {})
+        method = "POST" if body is not None else "GET"
+        conn.request(method, path, body=body, headers={**AUTH, **(headers or {})})
         r = conn.getresponse()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
     finally:
@@ -151,8 +155,6 @@ WRITES = [
     "CREATE TABLE evil (x UInt8) ENGINE = Memory",
     "TRUNCATE TABLE agencies",
     "SET readonly = 0",
-    "SELECT 1; DROP TABLE agencies",
-    "select 1 ;\n-- ; comment\n  drop table agencies",
     "/* SELECT */ DROP TABLE agencies",
     "SELECT 1 SETTINGS readonly = 0",
     "SELECT * FROM file('/etc/hostname', 'LineAsString')",
@@ -164,6 +166,7 @@ WRITES = [
     "SYSTEM DROP DNS CACHE",
     "OPTIMIZE TABLE agencies FINAL",
 ]
+MULTI = ["SELECT 1; DROP TABLE agencies", "select 1 ;\n-- ; comment\n  drop table agencies"]
 
 
 def test_writes_are_refused_like_clickhouse_and_change_nothing(
@@ -182,6 +185,10 @@ def test_writes_are_refused_like_clickhouse_and_change_nothing(
         assert headers["x-clickhouse-exception-code"] == "164"
         text = body.decode()
         assert text.startswith("Code: 164. DB::Exception: ") and "(READONLY)" in text, text
+    for sql in MULTI:  # the engine's parser refuses them, as a ClickHouse server does
+        status, headers, body = _raw(server, "/", sql.encode())
+        assert (status, headers["x-clickhouse-exception-code"]) == (400, "62"), sql
+        assert b"Multi-statements are not allowed" in body and b"formatQuery" not in body
     # a setting in the URL that would lift read-only mode
     status, headers, _ = _raw(server, "/?readonly=0&query=SELECT+1")
     assert (status, headers["x-clickhouse-exception-code"]) == (500, "164")
@@ -212,7 +219,7 @@ def test_malformed_requests_get_400_and_the_server_keeps_serving(
         ("/", b"SELECT * FROM no_such_table", 404, "60"),
         ("/?readonly=0", b"SELECT 1", 500, "164"),  # ClickHouse: READONLY is 500
         ("/?no_such_setting=1", b"SELECT 1", 404, "115"),
-        ("/", b"SELECT '" + b"x" * (server.max_body_bytes + 1) + b"'", 413, "229"),  # too large
+        ("/", b"'" + b"x" * (server.limits.max_body_bytes + 1), 413, "229"),  # too large
     ]
     for path, body, status, code in cases:
         got, headers, text = _raw(server, path, body)
@@ -225,9 +232,10 @@ def test_malformed_requests_get_400_and_the_server_keeps_serving(
     assert _raw(server, "/")[2] == b"Ok.\n"
     assert _raw(server, "/nope")[0] == 404
     assert _http(server).command("SELECT 40 + 2") == 42
-    # a setting in the URL applies to that query only (readonly=2 allows settings)
-    assert _raw(server, "/?max_result_rows=7", b"SELECT getSetting('max_result_rows')")[2] == b"7\n"
-    assert _raw(server, "/", b"SELECT getSetting('max_result_rows')")[2] == b"0\n"
+    # a setting in the URL is refused unless it is the session's own value (readonly=1)
+    got, headers, _ = _raw(server, "/?max_result_rows=7", b"SELECT 1")
+    assert (got, headers["x-clickhouse-exception-code"]) == (500, "164")
+    assert _raw(server, "/?max_result_rows=0", b"SELECT getSetting('max_result_rows')")[2] == b"0\n"
 
 
 def test_curl_gets_json_with_vietnamese_names_intact(served: tuple[Any, QueryServer]) -> None:
@@ -239,7 +247,8 @@ def test_curl_gets_json_with_vietnamese_names_intact(served: tuple[Any, QuerySer
     url = f"{server.url}/?query={quote(sql)}&default_format=JSONEachRow"
     curl = shutil.which("curl")
     assert curl, "curl is needed for this test"
-    done = subprocess.run([curl, "-sS", "--fail-with-body", "-D", "-", url],
+    done = subprocess.run([curl, "-sS", "--fail-with-body", "-u", f"{USER}:{PASSWORD}", "-D", "-",
+                           url],
                           capture_output=True, timeout=60, check=True)  # fmt: skip
     head, _, body = done.stdout.partition(b"\r\n\r\n")
     assert b"X-ClickHouse-Format: JSONEachRow" in head
@@ -265,11 +274,16 @@ def test_compressed_responses_decode_to_the_same_bytes(served: tuple[Any, QueryS
     assert headers["content-encoding"] == "lz4" and lz4.decompress(packed) == plain
 
 
-def test_a_writable_session_without_an_embedded_path_is_refused(warehouse: Any) -> None:
+def test_only_an_embedded_warehouse_on_loopback_is_served(
+    served: tuple[Any, QueryServer],
+) -> None:
+    warehouse, server = served
     with pytest.raises(QueryServerError, match="loopback only"):
-        QueryServer(warehouse, host="0.0.0.0", port=0).start()  # noqa: S104 (the point)
-    with pytest.raises(QueryServerError, match="not read-only"):
-        QueryServer(run=lambda fn: fn(warehouse), port=0).start()
+        QueryServer(warehouse, password=PASSWORD, host="0.0.0.0", port=0).start()  # noqa: S104
+    with pytest.raises(QueryServerError, match="embedded"):  # an HTTP client: not the owner
+        QueryServer(_http(server), password=PASSWORD, port=0).start()
+    with pytest.raises(ValueError, match="password"):
+        QueryServer(warehouse, password="", port=0)
 
 
 # --- the commands, in other processes -------------------------------------------------------
