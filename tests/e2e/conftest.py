@@ -38,6 +38,7 @@ class Pipeline:
             "PARWATCH_TOPIC_DEAD_LETTERS": topics.dead_letters,
             "PARWATCH_APP_ID": f"parwatch-test-{uuid.uuid4().hex[:8]}",
             "PARWATCH_BROKER_SESSION_TIMEOUT_S": "3",
+            "PARWATCH_METRICS_PORT": "0",  # a free port: workers of other tests run beside
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.others: list[subprocess.Popen[bytes]] = []  # more workers a test starts itself
