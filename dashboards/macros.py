@@ -1,6 +1,14 @@
 """Expands a panel's SQL the way Grafana and the ClickHouse datasource plugin do before the query
 reaches ClickHouse, so that tests and the HTML report run exactly what Grafana would run.
 
+Plugin version: the rules below were checked against grafana/clickhouse-datasource **v4.18.0**
+(``RULES_VERSION``: ``pkg/macros/macros.go``, ``src/data/CHDatasource.ts``, and the
+grafana-plugin-sdk-go ``sqlutil`` cutting it used through sqlds v5). From v4.19.0 the plugin cuts
+macros with grafana/macropro instead; in v4.20.0 (what ``deploy/`` installs) the expansions of
+every macro listed here are unchanged (``EXPANSIONS_CHECKED``), but macropro's cutting was not
+re-checked: the dashboards write bare macros in parentheses (see 3.), which both cut alike.
+Re-check these rules before installing another plugin version.
+
 Grafana passes a panel's ``rawSql`` through three steps; ``expand`` applies them in that order.
 Each rule below names where it comes from (read in the sources, re-written here):
 
@@ -60,6 +68,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 ALL = "$__all"
+RULES_VERSION = "4.18.0"  # grafana-clickhouse-datasource release whose rules are reproduced here
+EXPANSIONS_CHECKED = ("4.18.0", "4.20.0")  # releases whose expansions were compared (docstring)
 
 
 class MacroError(ValueError):

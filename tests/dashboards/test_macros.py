@@ -118,3 +118,19 @@ def test_grafana_interval_rounding() -> None:
     assert grafana_interval_ms(hour, 120, low_limit_ms=60_000) == 60_000
     with pytest.raises(ValueError):
         TimeRange(datetime(2026, 1, 1), datetime(2026, 1, 2))
+
+
+def test_the_plugin_version_whose_rules_are_followed_is_stated_and_deployed() -> None:
+    import re
+    from pathlib import Path
+
+    from dashboards import macros
+
+    assert macros.__doc__ is not None
+    assert f"grafana/clickhouse-datasource **v{macros.RULES_VERSION}**" in macros.__doc__
+    assert macros.RULES_VERSION in macros.EXPANSIONS_CHECKED
+    compose = (Path(__file__).resolve().parents[2] / "deploy" / "compose.yaml").read_text()
+    deployed = re.search(r"grafana-clickhouse-datasource@\$\{[A-Z_]+:-([0-9.]+)\}", compose)
+    assert deployed is not None
+    # a plugin upgrade in deploy/ fails here until the expander is checked against it
+    assert deployed.group(1) in macros.EXPANSIONS_CHECKED
