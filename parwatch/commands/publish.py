@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from parwatch import wiring
@@ -11,27 +12,30 @@ from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from parwatch.settings import Settings
 
+DESCRIPTION = (
+    "Read FILE (JSON Lines, UTF-8, one event per line), validate each event against the "
+    "contract and publish the valid ones with the publisher SDK (keyed, idempotent). Bad lines "
+    "are reported with their line numbers and reasons and are not sent; good lines are still "
+    "sent. When Kafka cannot be reached the events are kept in the spool folder on this computer "
+    "(spooled, not sent) and sent later by `parwatch spool deliver` or the next publish. An event "
+    "still waiting there is not queued again, so publishing the same file again after "
+    '"spooled, not sent" sends no event twice. Broker: PARWATCH_KAFKA_BOOTSTRAP.'
+)
+
+EXIT_CODES = """\
+exit codes:
+  0  every event was sent to Kafka
+  1  bad lines (not sent); every good line was sent
+  2  usage error (no such file, no broker configured, spool in use)
+  3  spooled, not sent: events wait in the spool (no bad lines)
+  4  bad lines, and events wait in the spool"""
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "publish",
         help="validate and publish the events of a JSON Lines file",
-        description=(
-            "Read FILE (JSON Lines, UTF-8, one event per line), validate each event against the "
-            "contract and publish the valid ones with the publisher SDK (keyed, idempotent). "
-            "Bad lines are reported with their line numbers and reasons and are not sent; good "
-            "lines are still sent. When Kafka cannot be reached the events are kept in the spool "
-            "folder on this computer (spooled, not sent) and sent later by `parwatch spool "
-            "deliver` or the next publish; an event already waiting there is not queued again, "
-            "so publishing the same file again sends no event twice. Broker: "
-            "PARWATCH_KAFKA_BOOTSTRAP.\n\n"
-            "exit codes:\n"
-            "  0  every event was sent to Kafka\n"
-            "  1  bad lines (not sent); every good line was sent\n"
-            "  2  usage error (no such file, no broker configured, spool in use)\n"
-            "  3  spooled, not sent: events wait in the spool (no bad lines)\n"
-            "  4  bad lines, and events wait in the spool"
-        ),
+        description=textwrap.fill(DESCRIPTION, 79) + "\n\n" + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", type=Path, metavar="FILE.jsonl", help="events, one JSON object a line")

@@ -104,7 +104,8 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         print("waiting: nothing; every event spooled here has been sent to Kafka")
     else:
         size = contents.waiting_bytes / 1e6
-        print(f"waiting: {contents.waiting:,} events ({size:,.1f} MB), not sent to Kafka yet")
+        events = f"{contents.waiting:,} event{'s' if contents.waiting != 1 else ''}"
+        print(f"waiting: {events} ({size:,.1f} MB), not sent to Kafka yet")
         if oldest is not None:
             print(
                 f"oldest waiting: event {oldest['event_id']} of {oldest['agency_code']}, "

@@ -445,3 +445,24 @@ def test_a_delivery_killed_mid_spool_sends_at_most_one_batch_twice(
     assert set(counter.ids) == {e["event_id"] for e in events}  # nothing lost
     twice = total - n
     assert 0 <= twice <= batch, f"{twice} events delivered twice (killed after {before_kill})"
+
+
+def test_a_spool_held_by_another_process_is_one_clear_line(tmp_path: Path) -> None:
+    topics = Topics("inspection-events-x", "service-events-x", "dl-x")
+    env = parwatch_env(f"127.0.0.1:{free_port()}", topics, tmp_path)
+    source = write_jsonl(tmp_path / "agency.jsonl", mixed_events(3, seed=91))
+    with Spool(tmp_path / "spool") as held:  # as a running publisher holds it
+        held.append([numbered(0)])
+        status = run_parwatch(env, "spool", "status")
+        deliver = run_parwatch(env, "spool", "deliver")
+        publish = run_parwatch(env, "publish", str(source))
+    assert status.returncode == 0
+    assert "waiting: 1 event (0.0 MB), not sent to Kafka yet" in status.stdout
+    assert "in use: a parwatch publish or spool deliver" in status.stdout
+    message = (
+        f"parwatch: error: the spool {(tmp_path / 'spool').resolve()} is in use by another "
+        "process (a parwatch publish or spool deliver still running?); wait for it to end, "
+        "then try again\n"
+    )
+    assert (deliver.returncode, deliver.stderr) == (2, message)
+    assert (publish.returncode, publish.stderr) == (2, message)
