@@ -14,12 +14,15 @@ Replay contract:
   run). The worker handles the copies as new messages: one that is now valid is counted once;
   replaying it again makes the second copy a duplicate, never a second count.
 * A failure part-way records what Kafka acknowledged, says how many failed, and exits 1; the
-  failed ones stay unreplayed and are picked up by the next run.
+  failed ones stay unreplayed and are picked up by the next run. Every send Kafka acknowledged
+  is recorded whatever ends the sending: a flush that times out (``FLUSH_TIMEOUT_S``), an error,
+  an interrupt; the producer is closed first, so what it delivers while closing counts too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import textwrap
 import uuid
@@ -39,6 +42,7 @@ from schemas.errors import Reason
 from schemas.signing import Keyring, KeyringError, load_keyring, sign
 
 REPLAY_HEADER = "parwatch-replay-of"
+FLUSH_TIMEOUT_S = 60.0  # how long a replay waits for Kafka's acknowledgements
 # The one list of reasons that cannot be replayed, with why; everything else is replayable.
 NEVER_REPLAYABLE: dict[Reason, str] = {
     Reason.MALFORMED_JSON: "its stored text is redacted, and lossy for non-UTF-8 bytes",
@@ -311,23 +315,12 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         print("nothing to replay")
         return 0
     assert bootstrap is not None
-    acked, failed = _send(bootstrap, settings, sends)
+    acked: list[tuple[DeadLetter, int, int]] = []
     replay_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    rows = [
-        [replay_id, now, d.topic, d.partition, d.offset, d.reason, d.agency_code, d.event_id,
-         d.topic, partition, offset, args.note]
-        for d, partition, offset in acked
-    ]  # fmt: skip
-    if rows:
-        client.insert(
-            "dead_letter_replays",
-            rows,
-            column_names=[
-                "replay_id", "replayed_at", "dl_topic", "dl_partition", "dl_offset", "reason",
-                "agency_code", "event_id", "new_topic", "new_partition", "new_offset", "note",
-            ],
-        )  # fmt: skip
+    try:
+        failed = _send(bootstrap, settings, sends, acked)
+    finally:  # what Kafka acknowledged is recorded, whatever ended the sending
+        _record(client, replay_id, acked, args.note)
     print(f"replayed {len(acked)} dead letters (replay {replay_id}): {summary}")
     if failed:
         print(f"{failed} could not be sent; they stay unreplayed (run replay again)")
@@ -335,12 +328,37 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _record(
+    client: Client, replay_id: uuid.UUID, acked: list[tuple[DeadLetter, int, int]], note: str
+) -> None:
+    """One ``dead_letter_replays`` row per acknowledged send (new partition and offset)."""
+    if not acked:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        [replay_id, now, d.topic, d.partition, d.offset, d.reason, d.agency_code, d.event_id,
+         d.topic, partition, offset, note]
+        for d, partition, offset in acked
+    ]  # fmt: skip
+    client.insert(
+        "dead_letter_replays",
+        rows,
+        column_names=[
+            "replay_id", "replayed_at", "dl_topic", "dl_partition", "dl_offset", "reason",
+            "agency_code", "event_id", "new_topic", "new_partition", "new_offset", "note",
+        ],
+    )  # fmt: skip
+
+
 def _send(
     bootstrap: str,
     settings: Settings,
     sends: list[tuple[DeadLetter, bytes | None, bytes, list[tuple[str, bytes]]]],
-) -> tuple[list[tuple[DeadLetter, int, int]], int]:
-    """Send every copy (acks=all, idempotent) and wait; return (acknowledged, failed count)."""
+    acked: list[tuple[DeadLetter, int, int]],
+) -> int:
+    """Send every copy (acks=all, idempotent), wait up to ``FLUSH_TIMEOUT_S``, close the
+    producer; append to ``acked`` every send Kafka acknowledged (also when this raises) and
+    return how many were not."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -355,23 +373,23 @@ def _send(
         )
     except KafkaError as exc:
         raise UsageError(f"Kafka at {bootstrap}: {exc}") from None
-    acked: list[tuple[DeadLetter, int, int]] = []
     failed = 0
+    futures: list[tuple[DeadLetter, Any]] = []
     try:
-        futures = []
         for d, key, value, headers in sends:
             try:
                 futures.append((d, producer.send(d.topic, key=key, value=value, headers=headers)))
             except KafkaError:
                 failed += 1
-        producer.flush(timeout=60)
-        for d, future in futures:
-            try:
-                md = future.get(timeout=30)
-            except KafkaError:
-                failed += 1
-                continue
-            acked.append((d, md.partition, md.offset))
+        with contextlib.suppress(KafkaError):  # a timeout: the futures say what was acknowledged
+            producer.flush(timeout=FLUSH_TIMEOUT_S)
     finally:
-        producer.close(timeout=5)
-    return acked, failed
+        try:
+            producer.close(timeout=5)
+        finally:
+            for d, future in futures:
+                if future.is_done and future.succeeded():
+                    acked.append((d, future.value.partition, future.value.offset))
+                else:
+                    failed += 1
+    return failed
