@@ -163,6 +163,7 @@ class QueryServer:
         self.password, self.host, self.port, self.database = password, host, port, database
         self.limits, self.identity = limits, identity
         self._admin: Client | None = None
+        self._path = ""
         self._sessions: queue.Queue[Client] = queue.Queue()
         self._opened: list[Client] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -182,19 +183,31 @@ class QueryServer:
         path = getattr(admin, "path", None)
         if not isinstance(path, str) or not str(getattr(admin, "uri", "")).startswith("chdb:"):
             raise QueryServerError("the query endpoint serves an embedded (chdb) warehouse only")
-        self._admin = admin
-        options = self.limits.session_options()
+        self._admin, self._path = admin, path
         for _ in range(self.limits.concurrency):
-            session = clickhouse_connect.get_client(dsn=f"chdb://{path}", chdb_options=options)
-            self._opened.append(session)
-            if str(session.command("SELECT getSetting('readonly')")) != "1":
-                raise QueryServerError("a query session did not open read-only")
-            self._sessions.put(session)
+            self._sessions.put(self._new_session())
         probe = self._opened[0]
         self.timezone = str(probe.command("SELECT timezone()"))
         rows = probe.query("SELECT name, value FROM system.settings").result_rows
         self.session_settings = {str(n): str(v) for n, v in rows}
         self._pool = ThreadPoolExecutor(self.limits.concurrency, thread_name_prefix="query")
+
+    def _new_session(self) -> Client:
+        options = self.limits.session_options()
+        session = clickhouse_connect.get_client(dsn=f"chdb://{self._path}", chdb_options=options)
+        self._opened.append(session)
+        if str(session.command("SELECT getSetting('readonly')")) != "1":
+            raise QueryServerError("a query session did not open read-only")
+        return session
+
+    def _replace(self, session: Client) -> Client:
+        """A fresh session for one that failed: chdb can leave a failed query's unread result
+        on its connection, where the next query would read it."""
+        with contextlib.suppress(Exception):  # closing a broken session: nothing to save
+            session.close()
+        with contextlib.suppress(ValueError):
+            self._opened.remove(session)
+        return self._new_session()
 
     def start(self) -> QueryServer:
         """Open the read-only sessions, bind and serve in a daemon thread; returns at once."""
@@ -274,12 +287,15 @@ class QueryServer:
                              f"been busy for {self.limits.queue_timeout_s:g} s; try again "
                              "later") from None  # fmt: skip
         tag = f"/* parwatch-endpoint {uuid.uuid4().hex} */ "
+        healthy = False
         try:
             assert self._pool is not None, "start() first"
             future = self._pool.submit(self._run, session, req, tag)
-            return self._await(future, tag, gone)
+            result = self._await(future, tag, gone)
+            healthy = True
+            return result
         finally:
-            self._sessions.put(session)
+            self._sessions.put(session if healthy else self._replace(session))
 
     def _run(self, session: Client, req: Request, tag: str) -> tuple[bytes, str]:
         session.database = req.database or self.database
@@ -454,6 +470,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._check_origin()
             body = self._read_body()
             self._body_read = True
+            if head or self.command == "GET":
+                body = b""  # read (so it cannot pass for the next request), never run
             if parts.path in ("/ping", "/replicas_status") or (
                 parts.path == "/" and not parts.query and not body
             ):
