@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from schemas.signing import Keyring
     from streams.engine import Engine, RowSink, WorkerConfig
     from streams.metrics_server import MetricsServer
-    from streams.query_server import QueryServer
+    from streams.query_endpoint import QueryServer
 
 log = logging.getLogger("parwatch.worker")
 
@@ -62,8 +62,14 @@ def worker_config(settings: Settings, role: str = "all") -> WorkerConfig:
 
     warehouse = wiring.warehouse_config(settings)
     if role == "classify" and warehouse.embedded:
-        # Only the sink may open the embedded engine; classifiers read through its endpoint.
-        warehouse = replace(warehouse, url=f"http://{settings.query_host}:{settings.query_port}")
+        # Only the sink may open the embedded engine; classifiers read through its endpoint,
+        # with the password kept beside the warehouse (whichever process starts first makes it).
+        from streams.query_endpoint import USER, ensure_password, password_path
+
+        warehouse = replace(
+            warehouse, url=f"http://{settings.query_host}:{settings.query_port}", username=USER,
+            password=ensure_password(password_path(warehouse.url)),
+        )  # fmt: skip
     return WorkerConfig(
         bootstrap=wiring.require_bootstrap(settings),
         warehouse=warehouse,
@@ -99,19 +105,17 @@ def _keyring(settings: Settings) -> Keyring | None:
 def _serve_queries(cfg: WorkerConfig, settings: Settings) -> QueryServer | None:
     """The embedded warehouse's read-only endpoint: this process owns chdb, so it answers the
     queries of everyone else (kpi, sql, report, classifiers, notebooks, a local Grafana)."""
-    from streams.query_server import QueryServer, QueryServerError, warehouse_identity
+    from streams.query_endpoint import USER, QueryServerError, password_path
     from streams.warehouse import connect
 
-    server = QueryServer(
-        lambda: connect(cfg.warehouse), host=settings.query_host, port=settings.query_port,
-        database=cfg.warehouse.database, identity=warehouse_identity(cfg.warehouse.url),
-    )  # fmt: skip
+    server = wiring.query_endpoint(settings, lambda: connect(cfg.warehouse))
     try:
         server.start()
     except QueryServerError as exc:
         log.warning("query endpoint not started: %s", exc)
         return None
-    log.info("query endpoint: %s (read-only)", server.url)
+    log.info("query endpoint: %s (read-only, user %s, password in %s)", server.url,
+             USER, password_path(cfg.warehouse.url))  # fmt: skip
     return server
 
 
