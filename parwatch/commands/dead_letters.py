@@ -205,7 +205,7 @@ def select(
     sql = f"""
         SELECT d._topic, d._partition, d._offset, d._refused_at, d.reason, d.agency_code,
                d.event_id, d.detail, d.errors, d.payload,
-               ifNull(r.n, 0) AS replays, r.last_at AS last_replayed_at
+               r.n AS replays, if(replays = 0, NULL, r.last_at) AS last_replayed_at
         FROM dead_letters AS d FINAL
         LEFT JOIN (
             SELECT dl_topic, dl_partition, dl_offset, count() AS n, max(replayed_at) AS last_at
@@ -217,7 +217,8 @@ def select(
         ORDER BY d._refused_at, d._topic, d._partition, d._offset
         {"" if limit is None else f"LIMIT {int(limit)}"}
     """  # noqa: S608 (only fixed clauses are formatted in; values are bound parameters)
-    rows = client.query(sql, parameters=params, settings={"join_use_nulls": 1}).result_rows
+    # No setting (join_use_nulls): the query endpoint's readonly=1 session refuses any.
+    rows = client.query(sql, parameters=params).result_rows
     return [
         DeadLetter(*r[:10], replays=int(r[10] or 0), last_replayed_at=r[11])  # type: ignore[misc]
         for r in rows
@@ -235,7 +236,7 @@ def _check_limit(limit: int | None) -> None:
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     _check_limit(args.limit)
-    client = wiring.open_warehouse(settings)
+    client = wiring.open_reader(settings)  # through the owner's endpoint while a worker runs
     letters = select(
         client,
         reasons=args.reason,

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
     if args.out.is_dir():
         raise UsageError(f"--out {args.out}: is a folder, give a file name")
-    client = wiring.open_warehouse(settings)
+    client = wiring.open_reader(settings)
     try:
         info = write_report(client, args.out, time_range=time_range)
     finally:

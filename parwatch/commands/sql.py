@@ -15,8 +15,6 @@ from parwatch import wiring
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
 
-_READ_ONLY = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.IGNORECASE)
-
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -25,7 +23,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=(
             "Run one read-only query (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) in the warehouse's "
             "parwatch database and print the result as a table, --json (a list of objects) or "
-            "--tsv. Anything else is refused, and the query runs with readonly=1. "
+            "--tsv; a query with its own FORMAT clause (e.g. FORMAT JSONEachRow) prints what "
+            "ClickHouse returns in that format. ClickHouse's own parser decides what the query "
+            "is; anything but one read-only statement is refused, and it runs with readonly=1. "
             'Example: parwatch sql "SELECT period, online_inspection_share FROM kpi_month '
             'WHERE agency_code IS NULL ORDER BY period"'
         ),
@@ -50,19 +50,32 @@ def _plain(v: Any) -> Any:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
+    from streams.query_endpoint.protocol import QueryError
+    from streams.query_endpoint.statements import canonical, inspect, named_format
+
     query = sys.stdin.read() if args.query == "-" else args.query
-    if not _READ_ONLY.match(query):
-        raise UsageError("only read-only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) run here")
-    if ";" in query.strip().rstrip(";"):
-        raise UsageError("one query at a time")
     client = wiring.open_reader(settings)
     ro = client.server_settings.get("readonly")  # a read-only session (the endpoint) refuses it
     read_only: dict[str, Any] = {} if ro is not None and ro.value != "0" else {"readonly": 1}
     try:
-        result = client.query(query.strip().rstrip(";"), settings=read_only)
-    except ClickHouseError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"query failed: {first[:400]}") from None
+        if read_only:  # the warehouse itself: the engine's parser decides, as on the endpoint
+            stmt = inspect(client, query, "Native", {})
+            text, own_format = stmt.statement, stmt.format_clause
+        else:  # the query endpoint decides what runs; only whose FORMAT it is matters here
+            text = canonical(client, query)
+            own_format = named_format(text) is not None
+        if own_format:  # the user's own FORMAT: print what the engine returns
+            if args.json or args.tsv:
+                raise UsageError("the query names its own FORMAT: drop --json/--tsv, or the FORMAT")
+            sys.stdout.buffer.write(client.raw_query(text, settings=read_only))
+            sys.stdout.flush()
+            return 0
+        result = client.query(text, settings=read_only)
+    except (QueryError, ClickHouseError) as exc:
+        text = str(exc).strip() or type(exc).__name__
+        text = text[text.find("Code: "):] if "Code: " in text else text  # the engine's words
+        first = re.sub(r" \(for url [^)]*\)$", "", text.splitlines()[0])
+        raise UsageError(f"query refused or failed: {first[:400]}") from None
     names, rows = list(result.column_names), result.result_rows
     if not names:
         print("(0 rows)")

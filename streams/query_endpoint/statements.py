@@ -89,7 +89,7 @@ _SHOW_SHAPES = (
     re.compile(rf"SHOW CREATE (?:TABLE|VIEW) (?:{_IDENT}\.)?{_IDENT}"),
     re.compile(rf"SHOW COLUMNS (?:FROM|IN) (?:{_IDENT}\.)?{_IDENT}(?: (?:FROM|IN) {_IDENT})?"),
 )  # fmt: skip
-_FORMAT_LINE = re.compile(r"FORMAT ([A-Za-z_][A-Za-z0-9_]*)")
+_FORMAT_LINE = re.compile(r"FORMAT `?([A-Za-z_][A-Za-z0-9_]*)`?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,8 @@ class Statement:
     sql: str
     output_format: str
     kind: str  # the syntax tree's root node type, e.g. SelectWithUnionQuery
+    format_clause: bool  # whether the client's text named the format (FORMAT …)
+    statement: str  # the canonical text as the client wrote it, without a format added
 
 
 def _engine(client: Client, sql: str, params: dict[str, Any]) -> list[str]:
@@ -162,6 +164,13 @@ def check_tree(tree: list[str]) -> str:
     return nodes[0][1]
 
 
+def named_format(sql: str) -> str | None:
+    """The output format a canonical statement names: its last top-level FORMAT line, as the
+    engine reads it (for ``EXPLAIN … SELECT … FORMAT JSON`` too: the EXPLAIN answers in JSON)."""
+    formats = [m.group(1) for line in sql.split("\n") if (m := _FORMAT_LINE.fullmatch(line))]
+    return formats[-1] if formats else None
+
+
 def inspect(client: Client, text: str, default_format: str, params: dict[str, Any]) -> Statement:
     """The one read-only statement of ``text``, ready to run; see the module's contract.
     ``params``: the values of its ``{name:Type}`` placeholders (EXPLAIN AST binds them too)."""
@@ -178,10 +187,10 @@ def inspect(client: Client, text: str, default_format: str, params: dict[str, An
                          "SHOW DATABASES, SHOW CREATE TABLE, SHOW COLUMNS)")  # fmt: skip
     if any(line.startswith("INTO OUTFILE") for line in lines):
         raise QueryError(INTO_OUTFILE_NOT_ALLOWED, "INTO OUTFILE is not allowed")
-    formats = [m.group(1) for line in lines if (m := _FORMAT_LINE.fullmatch(line))]
-    fmt = formats[-1] if formats else default_format
+    named = named_format(sql)
+    fmt = named or default_format
     if fmt not in OUTPUT_FORMATS:
         raise QueryError(UNKNOWN_FORMAT, f"parwatch: format {fmt[:40]} is not served here")
-    if not formats:
-        sql = f"{sql}\nFORMAT {fmt}"
-    return Statement(sql=sql, output_format=fmt, kind=kind)
+    run = sql if named else f"{sql}\nFORMAT {fmt}"
+    return Statement(sql=run, output_format=fmt, kind=kind, format_clause=bool(named),
+                     statement=sql)  # fmt: skip

@@ -327,6 +327,23 @@ def test_serve_lets_another_process_read_the_kpis(tmp_path: Path) -> None:
                              text=True, timeout=120)  # fmt: skip
         assert sql.returncode == 0, sql.stderr
         assert json.loads(sql.stdout) == [{"name": CATALOG.agencies["TH-S-TTTT"].name}]
+        own_format = subprocess.run([*cli, "sql", "SELECT code, name FROM agencies WHERE code "
+                                     "= 'TH-S-TTTT' FORMAT JSONEachRow"], env=env,
+                                    capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert own_format.returncode == 0, own_format.stderr
+        assert json.loads(own_format.stdout) == {
+            "code": "TH-S-TTTT", "name": CATALOG.agencies["TH-S-TTTT"].name}  # fmt: skip
+        write = subprocess.run([*cli, "sql", "DROP TABLE agencies"], env=env,
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert write.returncode == 2 and write.stderr.count("\n") == 1, write.stderr
+        assert write.stderr.startswith("parwatch: error: query refused or failed: Code: 164.")
+        letters = subprocess.run([*cli, "dead-letters", "list", "--json"], env=env,
+                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert letters.returncode == 0 and json.loads(letters.stdout) == [], letters.stderr
+        report = subprocess.run([*cli, "report", "--out", str(tmp_path / "r.html")], env=env,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert report.returncode == 0, report.stderr
+        assert "Hóa" in (tmp_path / "r.html").read_text(encoding="utf-8")
         refused = subprocess.run([*cli, "serve"], env=env, capture_output=True, text=True,
                                  timeout=120)  # fmt: skip
         last = refused.stderr.strip().splitlines()[-1]  # chdb itself logs a line before it
