@@ -203,11 +203,16 @@ class QueryServer:
     def _replace(self, session: Client) -> Client:
         """A fresh session for one that failed: chdb can leave a failed query's unread result
         on its connection, where the next query would read it."""
+        try:
+            fresh = self._new_session()
+        except Exception:  # noqa: BLE001 (keep the pool's size: the old one is better than none)
+            log.warning("query endpoint: could not open a fresh session", exc_info=True)
+            return session
         with contextlib.suppress(Exception):  # closing a broken session: nothing to save
             session.close()
         with contextlib.suppress(ValueError):
             self._opened.remove(session)
-        return self._new_session()
+        return fresh
 
     def start(self) -> QueryServer:
         """Open the read-only sessions, bind and serve in a daemon thread; returns at once."""
