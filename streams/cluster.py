@@ -11,7 +11,7 @@ A pure transform of the SQL texts of ``migrations.load_migrations()`` (nothing i
 * a reference table (catalogs, KPI settings, the migration ledger) stays under its name as one
   Replicated table with a single replica set spanning every node: each node has all of it, the
   loader's TRUNCATE + INSERT keeps working, and the views' joins and subqueries stay local;
-* a view is created ``ON CLUSTER`` unchanged: it reads the Distributed tables;
+* a view is created (or replaced) ``ON CLUSTER`` unchanged: it reads the Distributed tables;
 * ``ALTER TABLE T`` runs ``ON CLUSTER`` on ``T_local`` and, when it changes columns (ADD, DROP,
   MODIFY, RENAME, COMMENT, CLEAR COLUMN), on the Distributed ``T`` too, so both keep one
   structure; other commands (MATERIALIZE, UPDATE, DELETE …) are mutations of the data and run on
@@ -53,7 +53,9 @@ _CREATE_TABLE = re.compile(r"^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\w+)\s*\(", 
 _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w*MergeTree)\b(\s*\(([^()]*)\))?", re.IGNORECASE)
 _ALTER_TABLE = re.compile(r"^ALTER\s+TABLE\s+(\w+)\s+", re.IGNORECASE)
 _COLUMN_CHANGE = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR)\s+COLUMN\b", re.IGNORECASE)
-_CREATE_VIEW = re.compile(r"^CREATE\s+VIEW\s+IF\s+NOT\s+EXISTS\s+(\w+)\s+AS\b", re.IGNORECASE)
+_CREATE_VIEW = re.compile(
+    r"^CREATE\s+(VIEW\s+IF\s+NOT\s+EXISTS|OR\s+REPLACE\s+VIEW)\s+(\w+)\s+AS\b", re.IGNORECASE
+)
 
 
 class ClusterDDLError(Exception):
@@ -114,8 +116,8 @@ def _statement(sql: str, cluster: str, database: str) -> list[str]:
     if m := _ALTER_TABLE.match(sql):
         return _alter(m.group(1), sql[m.end() :], cluster, database)
     if m := _CREATE_VIEW.match(sql):
-        name = m.group(1)
-        return [f"CREATE VIEW IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} AS"
+        how = "OR REPLACE VIEW" if m.group(1).upper().startswith("OR") else "VIEW IF NOT EXISTS"
+        return [f"CREATE {how} {database}.{m.group(2)} ON CLUSTER {cluster} AS"
                 + sql[m.end():]]  # fmt: skip
     first = sql.split("\n", 1)[0]
     raise ClusterDDLError(f"cannot distribute this statement: {first[:80]}")
