@@ -62,9 +62,9 @@ from parwatch.broker import EmbeddedBroker, TopicSpec
 from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from parwatch.settings import Settings
-from producers.messages import Message
-from producers.raw import publish_raw
-from producers.simulator import SimulationConfig, simulate
+from producers.simulation.messages import Message
+from producers.simulation.raw import publish_raw
+from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.topics import Topics
 
 RSS_SETTLE_S = 5.0

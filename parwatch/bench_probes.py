@@ -27,12 +27,12 @@ from parwatch.broker import TopicSpec
 from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from parwatch.settings import Settings
-from producers.messages import Message
-from producers.publisher import Publisher, PublishError
+from producers.sdk.publisher import Publisher, PublishError
+from producers.simulation.messages import Message
 from schemas.decoding import decode
 from schemas.errors import InvalidEvent
 from schemas.topics import Topics
-from streams.status import read_status
+from streams.worker.status import read_status
 
 
 class BenchError(UsageError):
@@ -248,7 +248,7 @@ def sdk_rate(
         stats = publisher.stats()
     if stats.spooled or stats.failed:
         raise BenchError(f"SDK: {stats.failed} sends failed, {stats.spooled} spooled")
-    # The SDK's producer settings (producers/connection.py), for the bare producer beside it.
+    # The SDK's producer settings (producers/sdk/connection.py), for the bare producer beside it.
     options = {
         **config.kafka_options, "bootstrap_servers": config.bootstrap,
         "client_id": "parwatch-bench-bare", "enable_idempotence": True, "acks": "all",

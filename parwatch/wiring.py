@@ -11,12 +11,12 @@ from parwatch.errors import UsageError
 from parwatch.settings import Settings
 from schemas.catalog import Catalog, load_catalog
 from schemas.signing import KeyringError, SigningKey, load_keyring
-from streams.reference import KpiSettings
-from streams.warehouse import WarehouseConfig, WarehouseOpenError, connect
+from streams.warehouse.client import WarehouseConfig, WarehouseOpenError, connect
+from streams.warehouse.reference import KpiSettings
 
 if TYPE_CHECKING:
-    from producers.publisher import PublisherConfig
-    from streams.query_endpoint import QueryServer
+    from producers.sdk.publisher import PublisherConfig
+    from streams.warehouse.query_endpoint import QueryServer
 
 
 def require_bootstrap(settings: Settings) -> str:
@@ -80,7 +80,7 @@ def endpoint_serves(host: str, port: int, warehouse_url: str, timeout_s: float =
     """Whether a parwatch query endpoint serving ``warehouse_url`` answers ``/ping`` there."""
     import http.client
 
-    from streams.query_endpoint import IDENTITY_HEADER, warehouse_identity
+    from streams.warehouse.query_endpoint import IDENTITY_HEADER, warehouse_identity
 
     conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
     try:
@@ -99,7 +99,7 @@ def endpoint_client(settings: Settings, warehouse_url: str) -> Client:
     password its owner keeps beside it."""
     import clickhouse_connect
 
-    from streams.query_endpoint import USER, password_path, read_password
+    from streams.warehouse.query_endpoint import USER, password_path, read_password
 
     path = password_path(warehouse_url)
     password = read_password(path)
@@ -127,7 +127,7 @@ def open_reader(settings: Settings) -> Client:
 def query_endpoint(settings: Settings, owner: Client | Callable[[], Client]) -> QueryServer:
     """The embedded warehouse's query endpoint (not started), with its password (generated
     beside the warehouse on first use) and limits, from the settings."""
-    from streams.query_endpoint import (
+    from streams.warehouse.query_endpoint import (
         Limits,
         QueryServer,
         ensure_password,
@@ -191,7 +191,7 @@ def signing_key(settings: Settings) -> SigningKey | None:
 
 
 def publisher_config(settings: Settings, known: Catalog | None = None) -> PublisherConfig:
-    from producers.publisher import PublisherConfig
+    from producers.sdk.publisher import PublisherConfig
 
     return PublisherConfig(
         bootstrap=require_bootstrap(settings),

@@ -101,8 +101,8 @@ def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def warehouse(chdb_url: str) -> Iterator[Any]:
     """A migrated, uuid-named database in the embedded ClickHouse; dropped afterwards."""
-    from streams import migrations
-    from streams.warehouse import WarehouseConfig, connect
+    from streams.warehouse import migrations
+    from streams.warehouse.client import WarehouseConfig, connect
 
     config = WarehouseConfig(chdb_url, database=f"t_{uuid.uuid4().hex[:12]}")
     client = connect(config, create_database=True)

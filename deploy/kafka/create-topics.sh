@@ -43,5 +43,5 @@ create "${PARWATCH_TOPIC_DEAD_LETTERS:-dead-letters}" "${PARWATCH_DEAD_LETTER_PA
 # classify -> sink rows: co-partitioned with the event topics; only needed until written.
 create "${PARWATCH_TOPIC_WAREHOUSE_ROWS:-warehouse-rows}" "$partitions" \
     cleanup.policy=delete "retention.ms=${KAFKA_WAREHOUSE_ROWS_RETENTION_MS:-604800000}"
-# No state topics: workers rebuild entity states from the warehouse (streams/restore.py).
+# No state topics: workers rebuild entity states from the warehouse (streams/worker/restore.py).
 echo "kafka-init: all topics ready on $bootstrap"

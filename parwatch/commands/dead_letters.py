@@ -275,7 +275,7 @@ def _keyring(path: str | None) -> Keyring | None:
 
 
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.messages import message_key
+    from producers.simulation.messages import message_key
 
     _check_limit(args.limit)
     reasons = args.reason or list(REPLAYABLE)

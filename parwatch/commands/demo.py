@@ -50,11 +50,11 @@ def _compare(truth: list[dict[str, object]], measured: list[dict[str, object]]) 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from parwatch.broker import EmbeddedBroker
-    from producers.raw import publish_raw
-    from producers.simulator import SimulationConfig, describe, simulate, write_truth
+    from producers.simulation.raw import publish_raw
+    from producers.simulation.simulator import SimulationConfig, describe, simulate, write_truth
     from schemas.kpi import rows_to_json
-    from streams.kpi_query import read_kpis
-    from streams.status import wait_for_messages
+    from streams.warehouse.kpi_query import read_kpis
+    from streams.worker.status import wait_for_messages
 
     if args.events <= 0:
         raise UsageError("--events must be positive")

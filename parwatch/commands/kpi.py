@@ -62,7 +62,7 @@ def _pct(x: float | None) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.kpi import rows_to_json
-    from streams.kpi_query import read_kpis
+    from streams.warehouse.kpi_query import read_kpis
 
     if args.start and args.end and args.start > args.end:
         raise UsageError("--from is after --to")

@@ -9,8 +9,8 @@ from clickhouse_connect.driver.client import Client
 from parwatch import wiring
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
-from streams import cluster, migrations
-from streams.reference import load_catalog_tables, write_kpi_settings
+from streams.warehouse import cluster, migrations
+from streams.warehouse.reference import load_catalog_tables, write_kpi_settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

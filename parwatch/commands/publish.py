@@ -44,10 +44,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.bulk import publish_jsonl
-    from producers.publisher import Publisher
-    from producers.spool import SpoolError
-    from producers.spool_contents import read_contents
+    from producers.sdk.bulk import publish_jsonl
+    from producers.sdk.publisher import Publisher
+    from producers.sdk.spool import SpoolError
+    from producers.sdk.spool_contents import read_contents
 
     if not args.file.is_file():
         raise UsageError(f"{args.file}: no such file")

@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.query_endpoint import USER, QueryServerError, password_path
+    from streams.warehouse.query_endpoint import USER, QueryServerError, password_path
 
     config = wiring.warehouse_config(settings)
     if not config.embedded:

@@ -36,8 +36,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.raw import publish_raw
-    from producers.simulator import SimulationConfig, describe, simulate, write_jsonl, write_truth
+    from producers.simulation.raw import publish_raw
+    from producers.simulation.simulator import (
+        SimulationConfig,
+        describe,
+        simulate,
+        write_jsonl,
+        write_truth,
+    )
 
     if args.events < 0:
         raise UsageError("--events must be >= 0")

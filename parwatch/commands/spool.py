@@ -81,7 +81,7 @@ def not_sent_lines(waiting: int, spool_dir: Path, bootstrap: str) -> list[str]:
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.spool_contents import read_contents
+    from producers.sdk.spool_contents import read_contents
 
     contents = read_contents(settings.spool_path)
     oldest = _describe(contents.oldest.value) if contents.oldest is not None else None
@@ -129,9 +129,9 @@ def _describe(value: bytes) -> dict[str, Any]:
 
 
 def run_deliver(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.publisher import Publisher
-    from producers.spool import SpoolError
-    from producers.spool_contents import read_contents
+    from producers.sdk.publisher import Publisher
+    from producers.sdk.spool import SpoolError
+    from producers.sdk.spool_contents import read_contents
 
     config = replace(wiring.publisher_config(settings), close_timeout_s=0.0)
     before = read_contents(config.spool_dir)

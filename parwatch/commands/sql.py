@@ -50,8 +50,8 @@ def _plain(v: Any) -> Any:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
-    from streams.query_endpoint.protocol import QueryError
-    from streams.query_endpoint.statements import canonical, inspect, named_format
+    from streams.warehouse.query_endpoint.protocol import QueryError
+    from streams.warehouse.query_endpoint.statements import canonical, inspect, named_format
 
     query = sys.stdin.read() if args.query == "-" else args.query
     client = wiring.open_reader(settings)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         result = client.query(text, settings=read_only)
     except (QueryError, ClickHouseError) as exc:
         text = str(exc).strip() or type(exc).__name__
-        text = text[text.find("Code: "):] if "Code: " in text else text  # the engine's words
+        text = text[text.find("Code: ") :] if "Code: " in text else text  # the engine's words
         first = re.sub(r" \(for url [^)]*\)$", "", text.splitlines()[0])
         raise UsageError(f"query refused or failed: {first[:400]}") from None
     names, rows = list(result.column_names), result.result_rows

@@ -16,13 +16,13 @@ from parwatch import gc_policy, malloc_policy, wiring
 from parwatch.commands.migrate import prepare
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
-from streams.engine import ROLES
+from streams.worker.engine import ROLES
 
 if TYPE_CHECKING:
     from schemas.signing import Keyring
-    from streams.engine import Engine, RowSink, WorkerConfig
-    from streams.metrics_server import MetricsServer
-    from streams.query_endpoint import QueryServer
+    from streams.warehouse.query_endpoint import QueryServer
+    from streams.worker.engine import Engine, RowSink, WorkerConfig
+    from streams.worker.metrics_server import MetricsServer
 
 log = logging.getLogger("parwatch.worker")
 
@@ -58,13 +58,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def worker_config(settings: Settings, role: str = "all") -> WorkerConfig:
-    from streams.engine import WorkerConfig
+    from streams.worker.engine import WorkerConfig
 
     warehouse = wiring.warehouse_config(settings)
     if role == "classify" and warehouse.embedded:
         # Only the sink may open the embedded engine; classifiers read through its endpoint,
         # with the password kept beside the warehouse (whichever process starts first makes it).
-        from streams.query_endpoint import USER, ensure_password, password_path
+        from streams.warehouse.query_endpoint import USER, ensure_password, password_path
 
         warehouse = replace(
             warehouse, url=f"http://{settings.query_host}:{settings.query_port}", username=USER,
@@ -105,8 +105,8 @@ def _keyring(settings: Settings) -> Keyring | None:
 def _serve_queries(cfg: WorkerConfig, settings: Settings) -> QueryServer | None:
     """The embedded warehouse's read-only endpoint: this process owns chdb, so it answers the
     queries of everyone else (kpi, sql, report, classifiers, notebooks, a local Grafana)."""
-    from streams.query_endpoint import USER, QueryServerError, password_path
-    from streams.warehouse import connect
+    from streams.warehouse.client import connect
+    from streams.warehouse.query_endpoint import USER, QueryServerError, password_path
 
     server = wiring.query_endpoint(settings, lambda: connect(cfg.warehouse))
     try:
@@ -127,10 +127,10 @@ def _serve_metrics(
     import platform
     from importlib.metadata import version
 
-    from streams.engine import Engine
-    from streams.metrics import WorkerMetrics
-    from streams.metrics_server import MetricsServer, MetricsServerError
-    from streams.metrics_watch import Health, Sources, watch
+    from streams.worker.engine import Engine
+    from streams.worker.metrics import WorkerMetrics
+    from streams.worker.metrics_server import MetricsServer, MetricsServerError
+    from streams.worker.metrics_watch import Health, Sources, watch
 
     topics: tuple[str, ...]
     if isinstance(engine, Engine):
@@ -167,7 +167,7 @@ def _serve_metrics(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.engine import Engine, RowSink
+    from streams.worker.engine import Engine, RowSink
 
     cfg = worker_config(settings, args.role)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if endpoint is not None:
                 await loop.run_in_executor(None, endpoint.stop)
 
-    from streams.decoder import DecoderError
+    from streams.worker.decoder import DecoderError
 
     try:
         asyncio.run(main())

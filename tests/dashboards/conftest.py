@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from producers.simulator import Simulation, SimulationConfig, simulate
+from producers.simulation.simulator import Simulation, SimulationConfig, simulate
 from schemas.catalog import load_catalog
-from streams import migrations
-from streams.processor import Result, RowBuffer, process
-from streams.reference import load_catalog_tables
-from streams.rows import Origin
-from streams.warehouse import WarehouseConfig, connect
-from streams.writer import write_tables
+from streams.warehouse import migrations
+from streams.warehouse.client import WarehouseConfig, connect
+from streams.warehouse.reference import load_catalog_tables
+from streams.warehouse.writer import write_tables
+from streams.worker.processor import Result, RowBuffer, process
+from streams.worker.rows import Origin
 
 # Rows are written as if the worker ran on 2026-01-02 from 10:00:00 UTC, one message every
 # 250 ms: the pipeline panels see a 12.5-minute burst.

@@ -14,8 +14,8 @@ import pytest
 from dashboards.macros import ALL, TimeRange, Variable, expand, grafana_interval_ms
 from dashboards.spec import VARIABLE_SQL, Panel, Targets, build_dashboards
 from schemas.kpi import rows_to_json
-from streams.kpi_query import read_kpis
-from streams.reference import KpiSettings, write_kpi_settings
+from streams.warehouse.kpi_query import read_kpis
+from streams.warehouse.reference import KpiSettings, write_kpi_settings
 from tests.dashboards.conftest import INGEST_START, STEP, Loaded
 
 pytestmark = pytest.mark.clickhouse

@@ -16,7 +16,7 @@ from dashboards.report import write_report
 from dashboards.screenshot import DEFAULT_SIZE, find_chromium, screenshot
 from parwatch.cli import main
 from schemas.kpi import rows_to_json
-from streams.kpi_query import read_kpis
+from streams.warehouse.kpi_query import read_kpis
 from tests.dashboards.conftest import Loaded
 
 pytestmark = pytest.mark.clickhouse

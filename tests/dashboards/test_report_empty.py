@@ -17,10 +17,10 @@ from dashboards.report import _render_panel, run_panel
 from dashboards.spec import Kind, Targets, build_dashboards
 from parwatch.cli import main
 from schemas.catalog import load_catalog
-from streams.processor import Result, RowBuffer, process
-from streams.reference import load_catalog_tables
-from streams.rows import Origin
-from streams.writer import write_tables
+from streams.warehouse.reference import load_catalog_tables
+from streams.warehouse.writer import write_tables
+from streams.worker.processor import Result, RowBuffer, process
+from streams.worker.rows import Origin
 from tests.conftest import make_inspection_event, make_service_event
 
 pytestmark = pytest.mark.clickhouse

@@ -1,4 +1,4 @@
-"""`parwatch migrate --cluster`: the cluster DDL built from the real migrations (streams.cluster),
+"""`parwatch migrate --cluster`: the cluster DDL built from the real migrations (warehouse.cluster),
 and that DDL run on the embedded engine with its cluster parts replaced by single-node ones."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from parwatch.cli import main
-from streams import cluster, migrations
-from streams.warehouse import WarehouseConfig, connect
+from streams.warehouse import cluster, migrations
+from streams.warehouse.client import WarehouseConfig, connect
 
 DDL = cluster.cluster_ddl(migrations.load_migrations(), "pw", "parwatch")
 SQL = [s.sql for s in DDL]

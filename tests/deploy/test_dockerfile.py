@@ -83,7 +83,8 @@ def test_the_copied_files_build_the_package(tmp_path: Path) -> None:
     )  # fmt: skip
     (wheel,) = (tmp_path / "wheel").glob("parwatch-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("parwatch/cli.py", "streams/cluster.py", "schemas/clickhouse/0001_events.sql",
+    for required in ("parwatch/cli.py", "streams/warehouse/cluster.py",
+                     "schemas/clickhouse/0001_events.sql",
                      "schemas/reference/agencies.csv"):  # fmt: skip
         assert required in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient
 from parwatch.broker import EmbeddedBroker
 from schemas.kpi import KpiRow, rows_to_json
 from schemas.topics import Topics
-from streams.status import wait_for_messages
+from streams.worker.status import wait_for_messages
 
 
 class Pipeline:

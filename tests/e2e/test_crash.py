@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from producers.raw import publish_raw
-from producers.simulator import SimulationConfig, simulate
+from producers.simulation.raw import publish_raw
+from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
-from streams.status import read_status
+from streams.worker.status import read_status
 from tests.e2e.conftest import Pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]

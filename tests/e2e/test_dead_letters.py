@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from producers.raw import publish_raw
+from producers.simulation.raw import publish_raw
 from schemas.catalog import bundled_dir
 from schemas.topics import Topics
 from tests.conftest import make_inspection_event, make_service_event

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from producers.messages import message_key, topic_kind
-from producers.raw import publish_raw
+from producers.simulation.messages import message_key, topic_kind
+from producers.simulation.raw import publish_raw
 from schemas.catalog import load_catalog
 from schemas.decoding import decode
 from schemas.errors import InvalidEvent, Reason

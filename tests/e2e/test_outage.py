@@ -16,12 +16,12 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
-from producers.raw import publish_raw
-from producers.simulator import SimulationConfig, simulate
+from producers.simulation.raw import publish_raw
+from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
 from schemas.kpi import rows_to_json
-from streams.kpi_query import read_kpis
-from streams.status import read_status
+from streams.warehouse.kpi_query import read_kpis
+from streams.worker.status import read_status
 from tests.chfront import ChFront
 from tests.e2e.conftest import Pipeline
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from producers.raw import publish_raw
-from producers.simulator import SimulationConfig, simulate
+from producers.simulation.raw import publish_raw
+from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import bundled_dir, load_catalog
 from tests.conftest import make_inspection_event, make_service_event, read_topic
 from tests.e2e.conftest import Pipeline

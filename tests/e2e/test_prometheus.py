@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from producers.raw import publish_raw
-from producers.simulator import SimulationConfig, simulate
+from producers.simulation.raw import publish_raw
+from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
 from tests.chfront import ChFront
 from tests.e2e.conftest import Pipeline

@@ -15,11 +15,11 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 
 from parwatch.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_port
-from producers.raw import publish_raw
-from producers.simulator import SimulationConfig, simulate
+from producers.simulation.raw import publish_raw
+from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
-from streams.engine import MARKER
-from streams.status import read_status, wait_for_messages
+from streams.worker.engine import MARKER
+from streams.worker.status import read_status, wait_for_messages
 from tests.e2e.conftest import Pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]

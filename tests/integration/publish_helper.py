@@ -16,9 +16,9 @@ import sys
 import threading
 from pathlib import Path
 
-from producers.bulk import publish_jsonl
-from producers.publisher import Publisher, PublisherConfig
-from producers.spool import Spool, SpoolRecord
+from producers.sdk.bulk import publish_jsonl
+from producers.sdk.publisher import Publisher, PublisherConfig
+from producers.sdk.spool import Spool, SpoolRecord
 from schemas.topics import Topics
 
 
@@ -36,9 +36,8 @@ def publish(bootstrap: str, spool_dir: str, inspections: str, services: str, pat
     publisher = Publisher(config)
     report = publish_jsonl(Path(path), publisher)
     stats = dataclasses.asdict(publisher.stats())
-    print(
-        "READY", json.dumps({**stats, "published": report.accepted, "bad": len(report.bad)}), flush=True
-    )
+    ready = {**stats, "published": report.accepted, "bad": len(report.bad)}
+    print("READY", json.dumps(ready), flush=True)
     threading.Event().wait()  # until SIGKILL: no close(), no goodbye
 
 

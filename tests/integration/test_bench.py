@@ -127,8 +127,8 @@ def _inserted_at(client: Any, event_id: str) -> datetime:
 
 @pytest.mark.clickhouse
 def test_inserted_at_is_the_insert_time_and_older_rows_keep_ingested_at(chdb_url: str) -> None:
-    from streams import migrations
-    from streams.warehouse import WarehouseConfig, connect
+    from streams.warehouse import migrations
+    from streams.warehouse.client import WarehouseConfig, connect
 
     config = WarehouseConfig(chdb_url, database=f"t_{uuid.uuid4().hex[:12]}")
     client = connect(config, create_database=True)
@@ -150,7 +150,9 @@ def test_inserted_at_is_the_insert_time_and_older_rows_keep_ingested_at(chdb_url
         assert _inserted_at(client, new) == stamped
         # 0008: payloads written from then on with ZSTD(1); rows written before read the same.
         payloads = client.query("SELECT payload FROM inspection_events ORDER BY event_id")
-        assert [m.version for m in migrations.apply(client, every)] == [8]
+        assert [m.version for m in migrations.apply(client, every)] == [
+            m.version for m in every if m.version >= 8
+        ]
         codecs = client.query(
             "SELECT table, compression_codec FROM system.columns WHERE database = currentDatabase()"
             " AND name = 'payload' AND table LIKE '%_events' ORDER BY table"

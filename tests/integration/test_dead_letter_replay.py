@@ -15,9 +15,9 @@ from parwatch.cli import main
 from parwatch.commands import dead_letters
 from schemas.catalog import load_catalog
 from schemas.topics import Topics
-from streams.processor import Result, RowBuffer, process
-from streams.rows import Origin
-from streams.writer import write_tables
+from streams.warehouse.writer import write_tables
+from streams.worker.processor import Result, RowBuffer, process
+from streams.worker.rows import Origin
 from tests.conftest import make_inspection_event, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

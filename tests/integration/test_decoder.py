@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from producers.simulator import SimulationConfig, simulate
+from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
-from streams.decoder import Decoder
-from streams.processor import INSPECTION, REFUSED, SERVICE
+from streams.worker.decoder import Decoder
+from streams.worker.processor import INSPECTION, REFUSED, SERVICE
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -82,7 +82,7 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
 
 
 def test_cut_and_balance() -> None:
-    from streams.decoder import INLINE_MAX, _cut
+    from streams.worker.decoder import INLINE_MAX, _cut
 
     groups = [("t", p, list(range(10 * p, 10 * p + n))) for p, n in enumerate([3, 4, 2])]
     head, tail = _cut(groups, 5)  # type: ignore[arg-type]
@@ -110,7 +110,7 @@ def test_cut_and_balance() -> None:
 
 
 def test_batch_folder_is_private_and_falls_back_when_shm_is_small(tmp_path: Any) -> None:
-    from streams.decoder import SHM_NEEDED, _folder
+    from streams.worker.decoder import SHM_NEEDED, _folder
 
     made = _folder()
     try:
@@ -129,7 +129,7 @@ def test_batch_folder_is_private_and_falls_back_when_shm_is_small(tmp_path: Any)
 
 
 def test_split_keeps_order_and_balances() -> None:
-    from streams.decoder import _split
+    from streams.worker.decoder import _split
 
     groups = [("t", p, [None] * n) for p, n in enumerate([5, 1, 7, 3, 4, 0, 6])]
     parts = _split(groups, 2)  # type: ignore[arg-type]
@@ -142,7 +142,7 @@ def test_split_keeps_order_and_balances() -> None:
 
 CHILD = """
 import asyncio, os, sys, time
-from streams.decoder import Decoder
+from streams.worker.decoder import Decoder
 async def main():
     d = Decoder(1)
     await d.start()

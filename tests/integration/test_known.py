@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from schemas.catalog import load_catalog
-from streams.known import KnownKeys
-from streams.processor import RowBuffer, process
-from streams.rows import Origin
-from streams.writer import write_tables
+from streams.warehouse.writer import write_tables
+from streams.worker.known import KnownKeys
+from streams.worker.processor import RowBuffer, process
+from streams.worker.rows import Origin
 from tests.conftest import make_inspection_event, make_service_event
 
 CATALOG = load_catalog()

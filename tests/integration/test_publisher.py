@@ -20,8 +20,8 @@ from kafka.partitioner.default import murmur2
 from kafka.producer.future import RecordMetadata
 
 from parwatch.broker import EmbeddedBroker, TopicSpec, ensure_topics
-from producers.bulk import publish_jsonl
-from producers.publisher import Publisher, PublisherConfig, PublishError
+from producers.sdk.bulk import publish_jsonl
+from producers.sdk.publisher import Publisher, PublisherConfig, PublishError
 from schemas import EVENT_ADAPTER, Reason
 from schemas.catalog import load_catalog
 from schemas.topics import Topics

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.query_endpoint import USER, Limits, QueryServer
+from streams.warehouse.query_endpoint import USER, Limits, QueryServer
 from tests.integration.test_query_server import load
 
 pytestmark = pytest.mark.clickhouse
@@ -39,8 +39,8 @@ def endpoint(
     """A served warehouse with data, small limits, and the probe's answer before any attack."""
     import uuid
 
-    from streams import migrations
-    from streams.warehouse import WarehouseConfig, connect
+    from streams.warehouse import migrations
+    from streams.warehouse.client import WarehouseConfig, connect
 
     config = WarehouseConfig(chdb_url, database=f"t_{uuid.uuid4().hex[:12]}")
     owner = connect(config, create_database=True)
@@ -127,11 +127,21 @@ def test_local_files_are_not_read_through_show_settings_or_formats(
         ("/", b"SHOW DATABASES LIKE (SELECT any(line) FROM file('/etc/passwd', 'LineAsString'))"),
         ("/", b"SELECT file('/etc/passwd')"),
         ("/", b"SELECT * FROM file('/etc/passwd', 'LineAsString')"),
-        ("/", b"SELECT * FROM kpi_month SETTINGS additional_table_filters={'kpi_month':"
-              b"'(SELECT any(line) FROM file(\\'/etc/passwd\\', \\'LineAsString\\')) = 1'}"),
-        ("/?" + urlencode({"additional_table_filters": "{'kpi_month':'(SELECT any(line) FROM "
-                           "file(\\'/etc/passwd\\', \\'LineAsString\\')) = 1'}"}),
-         b"SELECT * FROM kpi_month"),
+        (
+            "/",
+            b"SELECT * FROM kpi_month SETTINGS additional_table_filters={'kpi_month':"
+            b"'(SELECT any(line) FROM file(\\'/etc/passwd\\', \\'LineAsString\\')) = 1'}",
+        ),
+        (
+            "/?"
+            + urlencode(
+                {
+                    "additional_table_filters": "{'kpi_month':'(SELECT any(line) FROM "
+                    "file(\\'/etc/passwd\\', \\'LineAsString\\')) = 1'}"
+                }
+            ),
+            b"SELECT * FROM kpi_month",
+        ),
         ("/?format_template_row=/etc/passwd", b"SELECT 1 FORMAT Template"),
         ("/?format_schema=/etc/passwd", b"SELECT 1 FORMAT CapnProto"),
         ("/", b"SELECT * FROM url('http://127.0.0.1:1/', 'TSV', 'x String')"),
@@ -260,8 +270,10 @@ def test_a_query_is_killed_when_its_client_goes_away(
     owner, server, _ = endpoint
     marker = "parwatch_gone_marker"
     sql = f"SELECT sum(number % 7) AS {marker} FROM numbers(30000000000)".encode()
-    head = (f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-ClickHouse-User: {USER}\r\n"
-            f"X-ClickHouse-Key: {PASSWORD}\r\nContent-Length: {len(sql)}\r\n\r\n").encode()
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-ClickHouse-User: {USER}\r\n"
+        f"X-ClickHouse-Key: {PASSWORD}\r\nContent-Length: {len(sql)}\r\n\r\n"
+    ).encode()
     running = f"SELECT count() FROM system.processes WHERE query LIKE '%AS {marker}%'"
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
         s.sendall(head + sql)
@@ -324,8 +336,10 @@ def test_closed_connections_leave_no_tracebacks(
     endpoint: tuple[Any, QueryServer, bytes], capfd: pytest.CaptureFixture[str]
 ) -> None:
     _, server, _ = endpoint
-    head = (f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-ClickHouse-User: {USER}\r\n"
-            f"X-ClickHouse-Key: {PASSWORD}\r\nContent-Length: 40\r\n\r\n").encode()
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-ClickHouse-User: {USER}\r\n"
+        f"X-ClickHouse-Key: {PASSWORD}\r\nContent-Length: 40\r\n\r\n"
+    ).encode()
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
             s.sendall(head + b"SELECT * FROM numbers(100000) FORMAT TSV")

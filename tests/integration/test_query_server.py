@@ -1,5 +1,5 @@
 """The query endpoint: clickhouse-connect's HTTP client, curl and raw HTTP against the embedded
-warehouse served read-only by ``streams.query_endpoint``, and ``parwatch serve`` with
+warehouse served read-only by ``streams.warehouse.query_endpoint``, and ``parwatch serve`` with
 ``parwatch kpi`` in other processes. The attacks are in ``test_query_endpoint_attacks.py``."""
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from parwatch.broker import free_port
 from schemas.catalog import load_catalog
-from streams.kpi_query import read_kpis
-from streams.processor import RowBuffer, process
-from streams.query_endpoint import USER, QueryServer, QueryServerError
-from streams.reference import load_catalog_tables
-from streams.rows import Origin
-from streams.writer import write_tables
+from streams.warehouse.kpi_query import read_kpis
+from streams.warehouse.query_endpoint import USER, QueryServer, QueryServerError
+from streams.warehouse.reference import load_catalog_tables
+from streams.warehouse.writer import write_tables
+from streams.worker.processor import RowBuffer, process
+from streams.worker.rows import Origin
 from tests.conftest import make_inspection_event, make_service_event
 
 pytestmark = pytest.mark.clickhouse
@@ -87,7 +87,10 @@ def served(warehouse: Any) -> Iterator[tuple[Any, QueryServer]]:
 
 def _http(server: QueryServer) -> Any:
     return clickhouse_connect.get_client(
-        host="127.0.0.1", port=server.port, database=server.database, username=USER,
+        host="127.0.0.1",
+        port=server.port,
+        database=server.database,
+        username=USER,
         password=PASSWORD,
     )
 
@@ -290,9 +293,9 @@ def test_only_an_embedded_warehouse_on_loopback_is_served(
 
 LOADER = """
 import json, sys
-from streams import migrations
-from streams.warehouse import WarehouseConfig, connect
-from streams.kpi_query import read_kpis
+from streams.warehouse import migrations
+from streams.warehouse.client import WarehouseConfig, connect
+from streams.warehouse.kpi_query import read_kpis
 from schemas.kpi import rows_to_json
 from tests.integration.test_query_server import load
 client = connect(WarehouseConfig(sys.argv[1], database="parwatch"), create_database=True)

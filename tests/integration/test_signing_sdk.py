@@ -16,7 +16,7 @@ import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
 from parwatch.broker import EmbeddedBroker, free_port
-from producers.publisher import Publisher, PublisherConfig
+from producers.sdk.publisher import Publisher, PublisherConfig
 from schemas.signing import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,

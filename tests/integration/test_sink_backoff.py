@@ -10,9 +10,9 @@ import socket
 
 import pytest
 
-from streams.backoff import Backoff
-from streams.sink import ClickHouseSink
-from streams.warehouse import WarehouseConfig, connect
+from streams.warehouse.client import WarehouseConfig, connect
+from streams.worker.backoff import Backoff
+from streams.worker.sink import ClickHouseSink
 
 
 def _closed_port() -> int:

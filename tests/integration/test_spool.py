@@ -19,8 +19,8 @@ import pytest
 from kafka.producer.future import RecordMetadata
 
 from parwatch.broker import EmbeddedBroker, TopicSpec, free_port
-from producers.publisher import Publisher, PublisherConfig
-from producers.spool import Spool
+from producers.sdk.publisher import Publisher, PublisherConfig
+from producers.sdk.spool import Spool
 from schemas.topics import Topics
 from tests.integration.publish_helper import numbered
 from tests.integration.test_publisher import assert_delivered, mixed_events, read_back

@@ -14,12 +14,12 @@ from schemas import InvalidEvent, Reason, decode
 from schemas.catalog import load_catalog
 from schemas.example_payloads import load_examples
 from schemas.kpi import reference_kpis
-from streams import migrations
-from streams.kpi_query import read_kpis
-from streams.processor import Result, RowBuffer, process
-from streams.reference import KpiSettings, load_catalog_tables, write_kpi_settings
-from streams.rows import Origin
-from streams.writer import write_tables
+from streams.warehouse import migrations
+from streams.warehouse.kpi_query import read_kpis
+from streams.warehouse.reference import KpiSettings, load_catalog_tables, write_kpi_settings
+from streams.warehouse.writer import write_tables
+from streams.worker.processor import Result, RowBuffer, process
+from streams.worker.rows import Origin
 from tests.conftest import make_inspection_event, make_service_event
 
 pytestmark = pytest.mark.clickhouse
@@ -167,9 +167,9 @@ def test_reasons_in_dead_letters_are_the_closed_set(warehouse: Any) -> None:
 
 def test_states_rebuilt_from_the_warehouse_equal_the_live_ones(warehouse: Any) -> None:
     """After a restart or a rebalance the worker rebuilds entity states from the raw event
-    tables (streams/restore.py): they must equal the states it had while running."""
-    from producers.simulator import SimulationConfig, simulate
-    from streams.restore import load_states
+    tables (streams/worker/restore.py): they must equal the states it had while running."""
+    from producers.simulation.simulator import SimulationConfig, simulate
+    from streams.worker.restore import load_states
 
     sim = simulate(SimulationConfig(seed=8, events=3000), CATALOG)
     out, insp, doss = RowBuffer(), {}, {}  # type: ignore[var-annotated]
@@ -192,7 +192,7 @@ def test_states_rebuilt_from_the_warehouse_equal_the_live_ones(warehouse: Any) -
 def test_states_of_awkward_ids_are_rebuilt_exactly(warehouse: Any) -> None:
     """Entity ids with quotes, backslashes, control characters and Vietnamese text survive the
     IN lists of the state query, and an id asked for under another agency is not returned."""
-    from streams.restore import load_states
+    from streams.worker.restore import load_states
     from tests.conftest import make_inspection_event
 
     ids = ["it's", "back\\slash", "tab\there", "Thanh Hóa/KT-01", "x" * 64, "plain-1"]
@@ -220,19 +220,20 @@ def test_states_of_awkward_ids_are_rebuilt_exactly(warehouse: Any) -> None:
 def test_rowbinary_rows_equal_the_list_rows(warehouse: Any) -> None:
     """The event tables' rows built as RowBinary (what the worker inserts) and as Python lists
     (``rows``, through clickhouse-connect) give identical tables: every column, every value."""
-    from producers.simulator import SimulationConfig, simulate
+    from producers.simulation.simulator import SimulationConfig, simulate
     from schemas.decoding import decode as decode_event
     from schemas.inspection import InspectionEventV1
-    from streams import rowbinary, rows
-    from streams.classify import InspectionState, apply_inspection, ticks_ms
+    from streams.warehouse import tables
+    from streams.worker import rowbinary, rows
+    from streams.worker.classify import InspectionState, apply_inspection, ticks_ms
 
     sim = simulate(SimulationConfig(seed=21, events=2000), CATALOG)
     raws = [m.value for m in sim.messages] + [e.raw for e in load_examples()]
     raws.append(json.dumps(make_service_event(form=None, channel="counter")).encode())
     raws.append(json.dumps(make_service_event(event_type="completed", on_time=False)).encode())
     now_ms = ticks_ms(NOW)
-    as_lists: dict[str, list[Any]] = {t: [] for t in rows.COLUMNS}
-    as_binary: dict[str, list[bytes]] = {t: [] for t in rows.COLUMNS}
+    as_lists: dict[str, list[Any]] = {t: [] for t in tables.COLUMNS}
+    as_binary: dict[str, list[bytes]] = {t: [] for t in tables.COLUMNS}
     for offset, raw in enumerate(raws):
         try:
             ev = decode_event(raw, known_agency=CATALOG.agencies, now=NOW)
@@ -267,16 +268,16 @@ def test_rowbinary_rows_equal_the_list_rows(warehouse: Any) -> None:
         as_binary["inspection_classifications"].append(
             rowbinary.classification(agency, iid, st, now_ms)
         )
-    for table in rows.COLUMNS:
+    for table in tables.COLUMNS:
         if table in ("dead_letters", "duplicates"):
             continue
         assert len(as_lists[table]) > 100
         warehouse.command(f"CREATE TABLE {table}_b AS {table}")
         write_tables(warehouse, {table: as_lists[table]}, token=None)
         warehouse.raw_insert(
-            f"{table}_b", list(rows.COLUMNS[table]), b"".join(as_binary[table]), fmt="RowBinary"
+            f"{table}_b", list(tables.COLUMNS[table]), b"".join(as_binary[table]), fmt="RowBinary"
         )
-        cols = ", ".join(rows.COLUMNS[table])
+        cols = ", ".join(tables.COLUMNS[table])
         order = "ORDER BY " + ("inspection_id" if "classif" in table else "event_id")
         listed = warehouse.query(f"SELECT {cols} FROM {table} {order}").result_rows
         binary = warehouse.query(f"SELECT {cols} FROM {table}_b {order}").result_rows

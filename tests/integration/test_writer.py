@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from schemas.catalog import load_catalog
-from streams.processor import RowBuffer, process
-from streams.rows import Origin
-from streams.writer import batch_token, write_tables
+from streams.warehouse.writer import batch_token, write_tables
+from streams.worker.processor import RowBuffer, process
+from streams.worker.rows import Origin
 from tests.conftest import make_inspection_event, make_service_event
 
 pytestmark = pytest.mark.clickhouse

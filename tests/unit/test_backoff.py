@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from streams.backoff import Backoff
+from streams.worker.backoff import Backoff
 
 
 def _delays(seed: int, n: int = 12, initial_s: float = 0.2, max_s: float = 10.0) -> list[float]:

@@ -11,7 +11,7 @@ import pytest
 from schemas import decode
 from schemas.inspection import InspectionEventV1
 from schemas.service import ServiceEventV1
-from streams.classify import (
+from streams.worker.classify import (
     DossierState,
     InspectionState,
     Outcome,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from producers.simulator import SimulationConfig, simulate
+from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
 from schemas.decoding import (
     MAX_FUTURE_SKEW,

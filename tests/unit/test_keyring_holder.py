@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from schemas.signing import Keyring, SigningKey, keyring_document, load_keyring
-from streams.keyring_holder import KeyringHolder, describe
+from streams.worker.keyring_holder import KeyringHolder, describe
 
 A = "TH-S-TP"
 

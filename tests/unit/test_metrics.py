@@ -11,9 +11,9 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metrics import LOOKUPS, REASONS, RESULTS, TABLES, Tally, WorkerMetrics
-from streams.metrics_server import MetricsServer
-from streams.metrics_watch import Health
+from streams.worker.metrics import LOOKUPS, REASONS, RESULTS, TABLES, Tally, WorkerMetrics
+from streams.worker.metrics_server import MetricsServer
+from streams.worker.metrics_watch import Health
 
 TOPICS = ("inspection-events", "service-events")
 

@@ -7,7 +7,7 @@ import random
 import pytest
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
-from producers.partitioning import murmur2
+from producers.sdk.partitioning import murmur2
 
 
 def test_murmur2_equals_kafka_pythons_for_every_length() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from streams.rowcodec import decode_batch, encode_batch
+from streams.worker.rowcodec import decode_batch, encode_batch
 
 
 def test_a_batch_round_trips_in_bounded_messages() -> None:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from parwatch.cli import main
-from producers.preparation import Preparer
-from producers.publisher_config import PublishError
+from producers.sdk.preparation import Preparer
+from producers.sdk.publisher_config import PublishError
 from schemas.errors import Reason
 from schemas.signing import (
     KEY_ID_HEADER,

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from producers.simulator import (
+from producers.simulation.simulator import (
     Message,
     Simulation,
     SimulationConfig,
@@ -138,7 +138,7 @@ def test_different_seeds_differ(catalog: Catalog) -> None:
 
 _CHILD = """
 import hashlib, json, sys
-from producers.simulator import SimulationConfig, simulate
+from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
 from schemas.kpi import rows_to_json
 sim = simulate(SimulationConfig(seed=7, events=3000, invalid_share=0.02), load_catalog())

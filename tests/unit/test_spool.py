@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.spool import MAGIC, Spool, SpoolError, SpoolRecord, encode_record
+from producers.sdk.spool import MAGIC, Spool, SpoolError, SpoolRecord, encode_record
 
 
 def rec(i: int, topic: str = "inspection-events") -> SpoolRecord:
@@ -203,7 +203,7 @@ def event_rec(i: int) -> SpoolRecord:
 def test_read_contents_counts_what_waits_after_the_cursor_and_finds_the_oldest(
     tmp_path: Path,
 ) -> None:
-    from producers.spool_contents import read_contents
+    from producers.sdk.spool_contents import read_contents
 
     assert read_contents(tmp_path / "none").waiting == 0  # no folder: an empty spool
     with Spool(tmp_path, segment_bytes=2048) as spool:
@@ -221,7 +221,7 @@ def test_read_contents_counts_what_waits_after_the_cursor_and_finds_the_oldest(
 
 
 def test_read_contents_stops_where_the_spool_would_at_a_torn_record(tmp_path: Path) -> None:
-    from producers.spool_contents import read_contents
+    from producers.sdk.spool_contents import read_contents
 
     with Spool(tmp_path) as spool:
         spool.append(event_rec(i) for i in range(5))

@@ -1,0 +1,152 @@
+"""Pure classification: functions of (state, event, position). No I/O, no clock, no globals.
+
+Per-entity state is keyed by the Kafka key (``{agency}:{inspection_id}`` or
+``{agency}:{dossier_id}``), so every update of one entity happens on one partition, in order.
+Each state remembers the Kafka position of the first accepted copy of every event_id it
+applied, which separates the two kinds of repeat:
+
+* ``REDELIVERED``: the same message again (same partition and offset), after a crash or a
+  rebalance. Not a duplicate: its rows are written again (idempotent writes).
+* ``DUPLICATE``: another message with an event_id already applied. Counted and skipped.
+
+The inspection classification depends only on the set of activities, never on their order;
+``version`` (the number of distinct events applied) grows with every change, so the warehouse
+keeps the row with the highest version, which is the complete state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
+from schemas.kpi import InspectionClass, classify_inspection
+from schemas.service import ServiceEventV1
+
+Position = tuple[int, int]  # (partition, offset) of the first accepted copy
+EventKey = int  # ``event_id.int``: cheaper per event than the UUID's text, and the same identity
+
+
+class Outcome(Enum):
+    NEW = "new"
+    REDELIVERED = "redelivered"
+    DUPLICATE = "duplicate"
+
+
+def _outcome(seen: dict[EventKey, Position], event_id: EventKey, position: Position) -> Outcome:
+    first = seen.get(event_id)
+    if first is None:
+        return Outcome.NEW
+    return Outcome.REDELIVERED if tuple(first) == tuple(position) else Outcome.DUPLICATE
+
+
+@dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per event
+class InspectionState:
+    has_online: bool = False
+    has_in_person: bool = False
+    activities: int = 0
+    opened_at: int | None = None  # milliseconds since 1970 UTC (``ticks_ms``), the earliest
+    concluded_at: int | None = None  # the latest `concluded` event, milliseconds
+    cancelled: bool = False
+    sector: str | None = None
+    seen: dict[EventKey, Position] = field(default_factory=dict)
+
+    @property
+    def version(self) -> int:
+        return len(self.seen)
+
+    @property
+    def classification(self) -> InspectionClass:
+        return classify_inspection(self.has_online, self.has_in_person)
+
+
+InspectionFacts = tuple[EventKey, str, bool | None, int, str | None]
+"""What the classification reads of an inspection event: (event key, event type, in person?
+(activity events only), occurred_at in milliseconds since 1970 UTC, sector). A plain tuple:
+it crosses processes (``streams.worker.decoder``), and plain tuples pickle fastest."""
+
+
+ActivityFacts = tuple[str, bool | None, int, str | None]
+"""``InspectionFacts`` after the event key: what the decoding process sends (the key travels
+beside it once, see ``processor.Decoded``)."""
+
+
+def ticks_ms(moment: datetime, timestamp: float | None = None) -> int:
+    """Milliseconds since 1970 UTC, floored: what a ``DateTime64(3)`` column stores, computed
+    as clickhouse-connect computes it for a datetime (whole seconds of ``timestamp()``, then the
+    microseconds), so rows built either way are equal. ``timestamp``: ``moment.timestamp()``,
+    when the caller has it already."""
+    if timestamp is None:
+        timestamp = moment.timestamp()
+    return (int(timestamp) * 1_000_000 + moment.microsecond) // 1000
+
+
+def activity_facts(event: InspectionEventV1, occurred_ms: int) -> ActivityFacts:
+    """The facts of ``event`` after its key; ``occurred_ms`` is ``ticks_ms(occurred_at)``."""
+    act = event.activity
+    in_person = None if act is None else act.mode in IN_PERSON_MODES
+    return (event.event_type, in_person, occurred_ms, event.sector)
+
+
+def inspection_facts(event: InspectionEventV1) -> InspectionFacts:
+    return (event.event_id.int, *activity_facts(event, ticks_ms(event.occurred_at)))
+
+
+def apply_inspection(
+    state: InspectionState, event: InspectionEventV1 | InspectionFacts, position: Position
+) -> tuple[InspectionState, Outcome]:
+    """The state after ``event``; unchanged for a redelivery or a duplicate."""
+    eid, kind, in_person, occurred_ms, sector = (
+        event if isinstance(event, tuple) else inspection_facts(event)
+    )
+    outcome = _outcome(state.seen, eid, position)
+    if outcome is not Outcome.NEW:
+        return state, outcome
+    has_online, has_in_person, activities = state.has_online, state.has_in_person, state.activities
+    opened_at, concluded_at, cancelled = state.opened_at, state.concluded_at, state.cancelled
+    if kind == "activity" and in_person is not None:
+        activities += 1
+        if in_person:
+            has_in_person = True
+        else:
+            has_online = True
+    elif kind == "opened":
+        if opened_at is None or occurred_ms < opened_at:
+            opened_at = occurred_ms
+    elif kind == "concluded":
+        if concluded_at is None or occurred_ms > concluded_at:
+            concluded_at = occurred_ms
+    elif kind == "cancelled":
+        cancelled = True
+    # The constructor, not dataclasses.replace: this runs for every event (replace is slow).
+    new = InspectionState(
+        has_online, has_in_person, activities, opened_at, concluded_at, cancelled,
+        sector if sector is not None else state.sector,
+        {**state.seen, eid: position},
+    )  # fmt: skip
+    return new, outcome
+
+
+@dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per event
+class DossierState:
+    seen: dict[EventKey, Position] = field(default_factory=dict)
+
+
+def apply_service(
+    state: DossierState, event: ServiceEventV1 | EventKey, position: Position
+) -> tuple[DossierState, Outcome]:
+    """Dedup only: every accepted service event becomes rows of its own. ``event`` may be
+    given as its ``event_id.int``."""
+    eid = event if isinstance(event, int) else event.event_id.int
+    outcome = _outcome(state.seen, eid, position)
+    if outcome is not Outcome.NEW:
+        return state, outcome
+    return DossierState(seen={**state.seen, eid: position}), outcome
+
+
+def prefill_class(event: ServiceEventV1) -> str:
+    """``full`` / ``partial`` / ``none`` for an online submission, ``not_online`` otherwise."""
+    if event.channel != "online" or event.form is None:
+        return "not_online"
+    return event.form.prefill_class

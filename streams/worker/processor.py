@@ -1,0 +1,280 @@
+"""One message in, rows out: decode -> dedupe/classify -> rows. Pure apart from ``states``.
+
+Two steps, so that the first can run in another process (``streams.worker.decoder``):
+
+1. ``decode_many`` (no state): each message's bytes become a ``Decoded`` (the event's own rows,
+   and the few facts the second step needs) or a ``Refused`` (its dead-letter row and message);
+2. ``apply_decoded`` (the entity states): dedupe, classify, and add the rows to a buffer.
+
+``states`` is any mutable mapping from the entity key (``{agency}:{inspection_id}`` or
+``{agency}:{dossier_id}``) to the entity's state (``None`` or absent: no events yet): the
+worker's bounded cache (``engine.StateCache``), a dict in tests.
+The caller passes ``now`` (for the future-timestamp rule and ``_ingested_at``) and owns the
+``RowBuffer``; nothing here blocks or reads the clock.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from collections import defaultdict
+from collections.abc import Container, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from schemas.decoding import MAX_FUTURE_SKEW, decode, decode_timed
+from schemas.errors import InvalidEvent
+from schemas.inspection import InspectionEventV1
+from schemas.service import ServiceEventV1
+from streams.worker import rowbinary, rows
+from streams.worker.classify import (
+    ActivityFacts,
+    DossierState,
+    InspectionState,
+    Outcome,
+    activity_facts,
+    apply_inspection,
+    apply_service,
+    ticks_ms,
+)
+
+
+class Result(Enum):
+    ACCEPTED = "accepted"
+    REDELIVERED = "redelivered"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+# The values, for the per-message path (an Enum member's ``.value`` is a property lookup).
+_ACCEPTED, _REDELIVERED, _DUPLICATE = (
+    Result.ACCEPTED.value,
+    Result.REDELIVERED.value,
+    Result.DUPLICATE.value,
+)
+
+
+@dataclass
+class RowBuffer:
+    """Rows waiting for the warehouse, per table, in arrival order; and the latest state of each
+    inspection changed since the last write. Only that state is written: the table keeps the
+    highest ``version`` of an inspection (ReplacingMergeTree(version)), and the states between
+    two writes would be replaced anyway."""
+
+    tables: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    states: dict[str, tuple[str, str, InspectionState, datetime]] = field(default_factory=dict)
+
+    def add(self, table: str, row: rows.Row) -> None:
+        self.tables[table].append(row)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.tables.values()) + len(self.states)
+
+    def take(self) -> dict[str, list[Any]]:
+        """The rows to write (classifications as RowBinary), and an empty buffer."""
+        out = dict(self.tables)
+        if self.states:
+            out["inspection_classifications"] = [
+                rowbinary.classification(agency, iid, st, ticks_ms(now))
+                for agency, iid, st, now in self.states.values()
+            ]
+        self.tables, self.states = defaultdict(list), {}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    result: Result
+    refusal: InvalidEvent | None = None
+    agency_code: str | None = None
+
+
+Event = InspectionEventV1 | ServiceEventV1
+_NO_INSPECTION, _NO_DOSSIER = InspectionState(), DossierState()
+INSPECTION, SERVICE, REFUSED = 0, 1, 2
+
+Decoded = tuple[int, str, int, str, str, ActivityFacts | None, tuple[bytes, ...]]
+"""A valid event, ready for ``apply_decoded``: (INSPECTION or SERVICE, entity key, event_id.int,
+agency_code, inspection_id or dossier_id, ``ActivityFacts`` (the ``InspectionFacts`` after the
+event key; inspections only), the event's own RowBinary rows, written unless it is a duplicate: an
+inspection's ``inspection_events`` row; a service event's ``service_events`` row, then its
+``service_submissions`` row if it is a submission). Plain tuples of plain values, nothing twice
+(a 128-bit integer is slow to pickle) and agency codes shared: they cross processes
+(``streams.worker.decoder``), and pickling them is on the decoding process's clock."""
+
+_AGENCY_CODES: dict[str, str] = {}  # one string per code: pickled once a batch, then referenced
+
+Refused = tuple[int, rows.Row, bytes, str | None]
+"""A refused message: (REFUSED, its dead-letter row, the value for the dead-letters topic,
+agency_code)."""
+
+
+def summarize(
+    event: Event, raw: bytes, at: rows.Origin, now_ms: int, occurred_ts: float | None = None
+) -> Decoded:
+    """The ``Decoded`` of a valid event; ``now_ms`` is ``ticks_ms(now)``, ``occurred_ts`` is
+    ``event.occurred_at.timestamp()`` if known. Its own rows are RowBinary (``rowbinary``):
+    cheap to pickle, and inserted without re-encoding."""
+    occurred_ms = ticks_ms(event.occurred_at, occurred_ts)
+    agency = event.agency_code
+    shared = _AGENCY_CODES.get(agency)
+    if shared is None:
+        if len(_AGENCY_CODES) < 10_000:  # bounded, whatever comes
+            _AGENCY_CODES[agency] = agency
+    else:
+        agency = shared
+    if isinstance(event, InspectionEventV1):
+        entity = event.inspection_id
+        facts = activity_facts(event, occurred_ms)
+        row = rowbinary.inspection_event(event, raw, at, now_ms, occurred_ms)
+        return (
+            INSPECTION, f"{agency}:{entity}", event.event_id.int, agency, entity, facts, (row,),
+        )  # fmt: skip
+    entity = event.dossier_id
+    own: tuple[bytes, ...] = (rowbinary.service_event(event, raw, at, now_ms, occurred_ms),)
+    if event.event_type == "submitted":
+        own = (own[0], rowbinary.submission(event, now_ms, occurred_ms))
+    return (SERVICE, f"{agency}:{entity}", event.event_id.int, agency, entity, None, own)
+
+
+def refused(refusal: InvalidEvent, at: rows.Origin, now: datetime) -> Refused:
+    """The ``Refused`` of a refusal (from decoding or a check outside it)."""
+    refusal.at(at.topic, at.partition, at.offset)
+    return (
+        REFUSED, rows.dead_letter_row(refusal, now), dead_letter_message(refusal, now),
+        refusal.agency_code,
+    )  # fmt: skip
+
+
+Origins = list[tuple[str, int, "array[int]"]]
+"""Where a batch's messages were read: (topic, partition, offsets), in message order."""
+
+
+def decode_many(
+    blob: bytes, lengths: array[int], origins: Origins, now: datetime,
+    known_agencies: Container[str],
+) -> list[Decoded | Refused]:  # fmt: skip
+    """Step 1 over a batch: the messages' values are ``blob`` cut at ``lengths`` (one bytes
+    object and two arrays pickle as fast as copying them; what the decoding process runs)."""
+    now_ms = ticks_ms(now)
+    Origin = rows.Origin
+    out: list[Decoded | Refused] = []
+    append = out.append
+    start = 0
+    sizes = iter(lengths)
+    for topic, partition, offsets in origins:
+        for offset in offsets:
+            end = start + next(sizes)
+            raw = blob[start:end]
+            start = end
+            at = Origin(topic, partition, offset)
+            try:
+                event, ts = decode_timed(raw, known_agencies, now, MAX_FUTURE_SKEW)
+            except InvalidEvent as refusal:
+                append(refused(refusal, at, now))
+                continue
+            append(summarize(event, raw, at, now_ms, ts))
+    return out
+
+
+def pack_batch(
+    groups: list[tuple[str, int, list[Any]]],
+) -> tuple[bytes, array[int], Origins]:
+    """``decode_many``'s arguments from (topic, partition, Kafka messages) groups."""
+    values = [m.value or b"" for _, _, ms in groups for m in ms]
+    lengths = array("Q", [len(v) for v in values])
+    origins = [(topic, part, array("q", [m.offset for m in ms])) for topic, part, ms in groups]
+    return b"".join(values), lengths, origins
+
+
+def dead_letter_message(refusal: InvalidEvent, refused_at: datetime) -> bytes:
+    """The value published on the dead-letters topic (JSON, payload redacted where PII)."""
+    return json.dumps(
+        {
+            "reason": refusal.reason.value,
+            "detail": refusal.detail,
+            "errors": [e.as_dict() for e in refusal.errors],
+            "agency_code": refusal.agency_code,
+            "event_id": refusal.event_id,
+            "topic": refusal.topic,
+            "partition": refusal.partition,
+            "offset": refusal.offset,
+            "refused_at": refused_at.isoformat(),
+            "payload": refusal.payload.decode("utf-8", errors="replace"),
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+def apply_decoded(
+    d: Decoded,
+    topic: str,
+    partition: int,
+    offset: int,
+    now: datetime,
+    inspection_states: MutableMapping[str, Any],
+    dossier_states: MutableMapping[str, Any],
+    out: RowBuffer,
+) -> str:
+    """Dedupe and classify a decoded event against its entity's state; append its rows.
+    Returns the ``Result``'s value. Positional, and the message's position as three values:
+    the worker calls it for every message."""
+    kind, key, event_key, agency, entity_id, facts, own = d
+    position = (partition, offset)
+    tables = out.tables
+    if kind == INSPECTION:
+        before = inspection_states.get(key) or _NO_INSPECTION
+        state, outcome = apply_inspection(before, (event_key, *facts), position)  # type: ignore[misc]
+        if outcome is Outcome.DUPLICATE:
+            at = rows.Origin(topic, partition, offset)
+            return _duplicate(d, before.seen[event_key], at, now, out)
+        if outcome is Outcome.NEW:
+            inspection_states[key] = state
+        tables["inspection_events"].append(own[0])
+        out.states[key] = (agency, entity_id, state, now)  # ``updated_at``: ``now``
+    else:
+        dossier = dossier_states.get(key) or _NO_DOSSIER
+        new_dossier, outcome = apply_service(dossier, event_key, position)
+        if outcome is Outcome.DUPLICATE:
+            at = rows.Origin(topic, partition, offset)
+            return _duplicate(d, dossier.seen[event_key], at, now, out)
+        if outcome is Outcome.NEW:
+            dossier_states[key] = new_dossier
+        tables["service_events"].append(own[0])
+        if len(own) > 1:
+            tables["service_submissions"].append(own[1])
+    return _ACCEPTED if outcome is Outcome.NEW else _REDELIVERED
+
+
+def process(
+    raw: bytes,
+    at: rows.Origin,
+    *,
+    now: datetime,
+    known_agencies: Container[str],
+    inspection_states: MutableMapping[str, Any],
+    dossier_states: MutableMapping[str, Any],
+    out: RowBuffer,
+) -> Processed:
+    """Handle one message in this process, with the worker's two steps (``decode_many``'s body
+    for one message, then ``apply_decoded``); a refusal keeps its exception in the result."""
+    try:
+        event = decode(raw, known_agency=known_agencies, now=now)
+    except InvalidEvent as refusal:
+        refusal.__traceback__ = None  # its frames would hold the caller's batch alive
+        out.add("dead_letters", refused(refusal, at, now)[1])
+        return Processed(Result.REFUSED, refusal, refusal.agency_code)
+    result = apply_decoded(
+        summarize(event, raw, at, ticks_ms(now)), at.topic, at.partition, at.offset, now,
+        inspection_states, dossier_states, out,
+    )  # fmt: skip
+    return Processed(Result(result), agency_code=event.agency_code)
+
+
+def _duplicate(
+    d: Decoded, first: tuple[int, int], at: rows.Origin, now: datetime, out: RowBuffer
+) -> str:
+    out.add("duplicates", rows.duplicate_row(d[2], d[3], d[1], first, at, now))
+    return _DUPLICATE
