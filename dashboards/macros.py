@@ -67,12 +67,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from dashboards.errors import DashboardsError
+
 ALL = "$__all"
 RULES_VERSION = "4.18.0"  # grafana-clickhouse-datasource release whose rules are reproduced here
 EXPANSIONS_CHECKED = ("4.18.0", "4.20.0")  # releases whose expansions were compared (docstring)
 
 
-class MacroError(ValueError):
+class MacroError(DashboardsError, ValueError):
     """A macro with the wrong number of arguments (the plugin answers with an error too)."""
 
 

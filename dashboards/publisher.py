@@ -33,9 +33,10 @@ from grafana_client.client import (
 )
 
 from dashboards.build import DATASOURCE_NAME, DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID, PLUGIN_ID
+from dashboards.errors import DashboardsError
 
 
-class PublishError(Exception):
+class PublishError(DashboardsError):
     """Publishing failed; the message is one line for the operator."""
 
 

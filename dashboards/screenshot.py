@@ -12,10 +12,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from dashboards.errors import DashboardsError
+
 DEFAULT_SIZE = (1400, 4000)
 
 
-class ScreenshotError(Exception):
+class ScreenshotError(DashboardsError):
     """Chromium is missing or did not write the PNG."""
 
 

@@ -22,8 +22,10 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from parwatch.errors import ParwatchError
 
-class BrokerError(RuntimeError):
+
+class BrokerError(ParwatchError, RuntimeError):
     """The embedded broker cannot be started; the message says why, in one line."""
 
 

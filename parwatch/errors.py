@@ -3,5 +3,9 @@
 from __future__ import annotations
 
 
-class UsageError(Exception):
+class ParwatchError(Exception):
+    """Root of every error the composition root raises on purpose."""
+
+
+class UsageError(ParwatchError):
     """A bad argument, file or setting: the message says what is wrong and how to fix it."""

@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from schemas.errors import PipelineError
+
 AgencyKind = Literal["province", "department", "district", "commune"]
 ProcedureLevel = Literal["province", "district", "commune"]
 
@@ -22,7 +24,7 @@ AGENCY_COLUMNS = ("code", "name", "kind", "parent", "valid_from", "valid_to")
 PROCEDURE_COLUMNS = ("code", "name", "agency", "level", "full_process_eligible")
 
 
-class CatalogError(ValueError):
+class CatalogError(PipelineError, ValueError):
     """A catalog file that cannot be used; the message names the file and the line."""
 
 

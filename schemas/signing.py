@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from schemas.errors import InvalidEvent, Reason
+from schemas.errors import InvalidEvent, PipelineError, Reason
 
 KEY_ID_HEADER = "parwatch-key-id"
 SIGNATURE_HEADER = "parwatch-signature"
@@ -50,7 +50,7 @@ Headers = Iterable[tuple[str, bytes]] | Mapping[str, bytes]
 Status = Literal["active", "retired"]
 
 
-class KeyringError(ValueError):
+class KeyringError(PipelineError, ValueError):
     """A keyring file that cannot be used; the message names the file, the entry and the field."""
 
 
@@ -131,7 +131,7 @@ def sign(value: bytes, key: SigningKey) -> list[tuple[str, bytes]]:
     ]
 
 
-class SignatureError(ValueError):
+class SignatureError(PipelineError, ValueError):
     """Why a message's signature is refused (the text is safe to store: no secrets)."""
 
 

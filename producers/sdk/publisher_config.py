@@ -22,6 +22,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.producer.future import RecordMetadata
 
+from producers.errors import ProducerError
 from producers.sdk.spool import DEFAULT_SEGMENT_BYTES
 from schemas import InvalidEvent, Reason, RetryableError
 from schemas.signing import SigningKey
@@ -99,7 +100,7 @@ class PublisherConfig:
             raise ValueError("delivery_timeout_s must be at least linger + request_timeout_s")
 
 
-class PublishError(ValueError):
+class PublishError(ProducerError, ValueError):
     """The event breaks the contract and was not sent. ``invalid`` says why (reason, errors)."""
 
     def __init__(self, invalid: InvalidEvent) -> None:
@@ -111,11 +112,11 @@ class PublishError(ValueError):
         return self.invalid.reason
 
 
-class PublisherClosed(RuntimeError):
+class PublisherClosed(ProducerError, RuntimeError):
     """``publish`` after ``close``."""
 
 
-class TopicMissing(RetryableError):
+class TopicMissing(ProducerError, RetryableError):
     """A topic the publisher needs does not exist on the broker (yet)."""
 
 

@@ -52,6 +52,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
+from producers.errors import ProducerError
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"PWSPOOL1"
@@ -66,7 +68,7 @@ _READ_CHUNK = 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 
 
-class SpoolError(RuntimeError):
+class SpoolError(ProducerError, RuntimeError):
     """The spool directory cannot be used (locked by another process, unreadable)."""
 
 

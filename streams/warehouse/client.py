@@ -18,15 +18,16 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from schemas.errors import RetryableError
+from streams.errors import StreamsError
 
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class WarehouseError(RetryableError):
+class WarehouseError(StreamsError, RetryableError):
     """ClickHouse could not be reached or did not answer; the same call may succeed later."""
 
 
-class WarehouseOpenError(Exception):
+class WarehouseOpenError(StreamsError):
     """The warehouse URL cannot be opened (bad URL, path held by another process, …)."""
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from streams.errors import StreamsError
 from streams.warehouse.migrations import LEDGER_DDL, Migration
 
 # Fact tables: sharding key, from the ORDER BY columns (see the module docstring).
@@ -58,7 +59,7 @@ _CREATE_VIEW = re.compile(
 )
 
 
-class ClusterDDLError(Exception):
+class ClusterDDLError(StreamsError):
     """A migration statement that this transform does not know how to distribute."""
 
 

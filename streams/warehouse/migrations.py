@@ -17,6 +17,8 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
+from streams.errors import StreamsError
+
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 LEDGER_DDL = """
@@ -32,7 +34,7 @@ ORDER BY version
 """
 
 
-class MigrationError(Exception):
+class MigrationError(StreamsError):
     """A migration file is malformed or was edited after it was applied."""
 
 

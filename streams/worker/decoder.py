@@ -39,6 +39,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any
 
+from streams.errors import StreamsError
 from streams.worker.processor import Decoded, Origins, Refused, decode_many, pack_batch
 
 INLINE_START = 0.25  # share of a batch decoded in the worker's own process, at first
@@ -46,7 +47,7 @@ INLINE_STEP = 0.02  # moved after each batch, towards whichever side waits
 INLINE_MAX = 0.5
 
 
-class DecoderError(RuntimeError):
+class DecoderError(StreamsError, RuntimeError):
     """The decoding process died."""
 
 

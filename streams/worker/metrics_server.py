@@ -22,10 +22,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from streams.errors import StreamsError
 from streams.worker.metrics_watch import Health
 
 
-class MetricsServerError(Exception):
+class MetricsServerError(StreamsError):
     """The endpoint cannot listen (address in use, bad host)."""
 
 

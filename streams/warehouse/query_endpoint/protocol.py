@@ -37,6 +37,8 @@ from urllib.parse import parse_qsl
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from streams.errors import StreamsError
+
 # ClickHouse error codes used here (src/Common/ErrorCodes.cpp).
 BAD_ARGUMENTS, SYNTAX_ERROR, UNKNOWN_FORMAT, UNKNOWN_SETTING = 36, 62, 73, 115
 READONLY, REQUIRED_PASSWORD, TOO_MANY_SIMULTANEOUS_QUERIES = 164, 194, 202
@@ -79,7 +81,7 @@ def http_status(code: int) -> int:
     return 404 if code in _STATUS_404 else 500
 
 
-class QueryError(Exception):
+class QueryError(StreamsError):
     """A request refused before or by the engine, reported the way ClickHouse reports it."""
 
     def __init__(self, code: int, message: str) -> None:

@@ -57,6 +57,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 
+from streams.errors import StreamsError
 from streams.warehouse.query_endpoint import credentials, statements
 from streams.warehouse.query_endpoint.protocol import (
     AUTHENTICATION_FAILED,
@@ -132,7 +133,7 @@ def loopback_host(host: str) -> bool:
         return False
 
 
-class QueryServerError(Exception):
+class QueryServerError(StreamsError):
     """The endpoint cannot start (port in use, not a loopback host, not an embedded warehouse)."""
 
 
