@@ -23,3 +23,19 @@ def period_of(moment: datetime, kind: PeriodKind) -> str:
     if kind == "quarter":
         return f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}"
     return f"{local.year:04d}"
+
+
+# The same periods in ClickHouse SQL, for the KPI views: each grain's first day, from a
+# ``DateTime64`` column ``at``, and its label, from that day ``period_start`` (as ``period_of``).
+PERIOD_SQL: dict[str, tuple[str, str]] = {
+    "day": ("toDate(at, 'Asia/Ho_Chi_Minh')", "formatDateTime(period_start, '%Y-%m-%d')"),
+    "month": (
+        "toStartOfMonth(toDate(at, 'Asia/Ho_Chi_Minh'))",
+        "formatDateTime(period_start, '%Y-%m')",
+    ),
+    "quarter": (
+        "toStartOfQuarter(toDate(at, 'Asia/Ho_Chi_Minh'))",
+        "concat(toString(toYear(period_start)), '-Q', toString(toQuarter(period_start)))",
+    ),
+    "year": ("toStartOfYear(toDate(at, 'Asia/Ho_Chi_Minh'))", "toString(toYear(period_start))"),
+}

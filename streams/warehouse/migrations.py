@@ -17,6 +17,7 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
+from schemas.periods import PERIOD_SQL
 from streams.errors import StreamsError
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -49,11 +50,35 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
     def statements(self) -> list[str]:
-        """The file's statements: split on ``;`` at the end of a line; comments dropped."""
+        """The file's statements: ``-- @each grain`` … ``-- @end`` blocks expanded (see
+        ``expand_grains``), then split on ``;`` at the end of a line; comments dropped."""
         text = "\n".join(
-            line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
-        )
+            line for line in expand_grains(self.sql).splitlines()
+            if not line.lstrip().startswith("--")
+        )  # fmt: skip
         return [s.strip() for s in re.split(r";\s*(?:\n|$)", text) if s.strip()]
+
+
+_GRAIN_BLOCK = re.compile(r"(?ms)^-- @each grain\n(.*?)^-- @end\n?")
+
+
+def expand_grains(sql: str) -> str:
+    """One definition for every reporting period: the text between ``-- @each grain`` and
+    ``-- @end`` is repeated for day, month, quarter and year, with ``@grain@`` the grain's name,
+    ``@period_start@`` its first day from the column ``at``, and ``@period@`` its label from
+    ``period_start`` (``schemas.periods.PERIOD_SQL``, the contract's periods)."""
+
+    def each(m: re.Match[str]) -> str:
+        return "".join(
+            m.group(1).replace("@grain@", grain).replace("@period_start@", start)
+            .replace("@period@", label)
+            for grain, (start, label) in PERIOD_SQL.items()
+        )  # fmt: skip
+
+    expanded = _GRAIN_BLOCK.sub(each, sql)
+    if "@each grain" in expanded or "@grain@" in expanded:
+        raise MigrationError("an '-- @each grain' block without its '-- @end' line")
+    return expanded
 
 
 def migrations_dir() -> Path:
