@@ -12,13 +12,43 @@ import pytest
 from parwatch.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from schemas.topics import Topics
 
+pytest_plugins = ["pytester"]
+
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test that reaches the embedded ClickHouse (``chdb_url``, directly or through another
-    fixture) must say so with the ``clickhouse`` marker, so ``-m 'not clickhouse'`` deselects it."""
-    uses = "chdb_url" in getattr(item, "fixturenames", ())
-    if uses and item.get_closest_marker("clickhouse") is None:
-        pytest.fail(f"{item.nodeid} uses ClickHouse without @pytest.mark.clickhouse", False)
+    fixture) must say so with the ``clickhouse`` marker, and one that uses the broker fixture
+    with the ``kafka`` marker, so ``-m 'not clickhouse'`` or ``-m 'not kafka'`` deselects it."""
+    names = getattr(item, "fixturenames", ())
+    for fixture, marker in (("chdb_url", "clickhouse"), ("broker", "kafka")):
+        if fixture in names and item.get_closest_marker(marker) is None:
+            pytest.fail(f"{item.nodeid} uses {fixture} without @pytest.mark.{marker}", False)
+
+
+@pytest.fixture(autouse=True)
+def _components_need_their_markers(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In this process, opening chdb without the ``clickhouse`` marker, or starting a broker
+    without the ``kafka`` marker, fails the test (whatever helper or fixture does it)."""
+    import chdb
+
+    node = request.node
+    if node.get_closest_marker("clickhouse") is None:
+        real_connect = chdb.connect
+
+        def refuse_chdb(*args: Any, **kwargs: Any) -> Any:
+            pytest.fail(f"{node.nodeid} opens ClickHouse without @pytest.mark.clickhouse", False)
+            return real_connect(*args, **kwargs)  # not reached
+
+        monkeypatch.setattr(chdb, "connect", refuse_chdb)
+    if node.get_closest_marker("kafka") is None:
+
+        def refuse_broker(self: EmbeddedBroker) -> EmbeddedBroker:
+            pytest.fail(f"{node.nodeid} starts a broker without @pytest.mark.kafka", False)
+            return self  # not reached
+
+        monkeypatch.setattr(EmbeddedBroker, "start", refuse_broker)
 
 
 @pytest.fixture(scope="session")
