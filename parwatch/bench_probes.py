@@ -27,6 +27,7 @@ from parwatch.broker import TopicSpec
 from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from parwatch.settings import Settings
+from producers.sdk.connection import producer_options
 from producers.sdk.publisher import Publisher, PublishError
 from producers.simulation.messages import Message
 from schemas.decoding import decode
@@ -248,16 +249,8 @@ def sdk_rate(
         stats = publisher.stats()
     if stats.spooled or stats.failed:
         raise BenchError(f"SDK: {stats.failed} sends failed, {stats.spooled} spooled")
-    # The SDK's producer settings (producers/sdk/connection.py), for the bare producer beside it.
-    options = {
-        **config.kafka_options, "bootstrap_servers": config.bootstrap,
-        "client_id": "parwatch-bench-bare", "enable_idempotence": True, "acks": "all",
-        "linger_ms": config.linger_ms, "batch_size": config.batch_size,
-        "allow_auto_create_topics": False,
-        "request_timeout_ms": int(config.request_timeout_s * 1000),
-        "max_block_ms": int(config.connect_timeout_s * 1000),
-        "delivery_timeout_ms": int(config.delivery_timeout_s * 1000),
-    }  # fmt: skip
+    # The SDK's own producer settings, for the bare producer beside it.
+    options = {**producer_options(config), "client_id": "parwatch-bench-bare"}
     return len(accepted) / elapsed, accepted, refused, options
 
 

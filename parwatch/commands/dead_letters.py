@@ -38,6 +38,7 @@ from clickhouse_connect.driver.client import Client
 from parwatch import wiring
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
+from parwatch.table import table_lines
 from schemas.errors import Reason
 from schemas.signing import Keyring, KeyringError, load_keyring, sign
 
@@ -253,14 +254,12 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     names = ("position", "refused_at", "reason", "agency_code", "event_id", "replays", "detail")
-    cells = [list(names)] + [
+    cells = [
         [d.position, d.refused_at.strftime("%Y-%m-%d %H:%M:%S"), d.reason,
          d.agency_code or "-", d.event_id or "-", str(d.replays), d.detail[:80]]
         for d in letters
     ]  # fmt: skip
-    widths = [max(len(c[i]) for c in cells) for i in range(len(names) - 1)]
-    for c in cells:
-        print("  ".join(x.ljust(w) for x, w in zip(c, widths, strict=False)) + "  " + c[-1])
+    print("\n".join(table_lines(names, cells, rule=False)))
     print(f"({len(letters)} dead letters)")
     return 0
 

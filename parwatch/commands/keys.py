@@ -14,6 +14,7 @@ from pathlib import Path
 from parwatch import wiring
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
+from parwatch.table import table_lines
 from schemas.signing import (
     MAX_ACTIVE_PER_AGENCY,
     Keyring,
@@ -209,10 +210,8 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
         return 0
     names = ("key_id", "agency_code", "status", "created_at", "not_before", "not_after")
-    cells = [list(names)] + [[r[n] or "-" for n in names] for r in rows]
-    widths = [max(len(str(c[i])) for c in cells) for i in range(len(names))]
-    for c in cells:
-        print("  ".join(str(x).ljust(w) for x, w in zip(c, widths, strict=True)).rstrip())
+    cells = [[str(r[n] or "-") for n in names] for r in rows]
+    print("\n".join(table_lines(names, cells, rule=False)))
     print(f"({len(rows)} keys)")
     return 0
 

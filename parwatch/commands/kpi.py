@@ -10,6 +10,7 @@ from datetime import date
 from parwatch import wiring
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
+from parwatch.table import table_lines
 
 _DAY = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     head = ("period", "agency", "online", "hybrid", "in person", "uncl.",
             f"online share (target {target:.0%})", "online subm.", "prefilled", "depth",
             "coverage", "full-process", "on time")  # fmt: skip
-    table = [head]
+    table = []
     for r in rows:
         table.append((
             r.period, r.agency_code or "*", str(r.inspections_online),
@@ -94,10 +95,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             _pct(r.prefill_depth), _pct(r.service_prefill_coverage),
             _pct(r.full_process_share), _pct(r.on_time_rate),
         ))  # fmt: skip
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    for i, row in enumerate(table):
-        print("  ".join(c.ljust(w) if j < 2 else c.rjust(w)
-                        for j, (c, w) in enumerate(zip(row, widths, strict=True))))  # fmt: skip
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print("\n".join(table_lines(head, table, right=range(2, len(head)))))
     return 0

@@ -14,6 +14,7 @@ from uuid import UUID
 from parwatch import wiring
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
+from parwatch.table import table_lines
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,11 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for r in rows:
             print("\t".join("" if v is None else str(_plain(v)) for v in r))
     else:
-        cells = [list(names)] + [["NULL" if v is None else str(_plain(v)) for v in r] for r in rows]
-        widths = [max(len(c[i]) for c in cells) for i in range(len(names))]
-        for i, c in enumerate(cells):
-            print("  ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)))
-            if i == 0:
-                print("  ".join("-" * w for w in widths))
+        cells = [["NULL" if v is None else str(_plain(v)) for v in r] for r in rows]
+        print("\n".join(table_lines(names, cells)))
         print(f"({len(rows)} rows)")
     return 0

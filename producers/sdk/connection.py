@@ -115,29 +115,10 @@ class Connector:
             )
 
     def _common_options(self) -> dict[str, Any]:
-        cfg = self.config
-        return {
-            "bootstrap_servers": cfg.bootstrap,
-            "client_id": cfg.client_id,
-            "request_timeout_ms": int(cfg.request_timeout_s * 1000),
-            "bootstrap_timeout_ms": int(cfg.connect_timeout_s * 1000),
-        }
+        return common_options(self.config)
 
     def _producer_options(self) -> dict[str, Any]:
-        cfg = self.config
-        options: dict[str, Any] = {"reconnect_backoff_max_ms": 1000}
-        options.update(cfg.kafka_options)
-        options.update(self._common_options())
-        options.update(
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=cfg.linger_ms,
-            batch_size=cfg.batch_size,
-            allow_auto_create_topics=False,
-            max_block_ms=int(cfg.connect_timeout_s * 1000),
-            delivery_timeout_ms=int(cfg.delivery_timeout_s * 1000),
-        )
-        return options
+        return producer_options(self.config)
 
     def _probe_options(self) -> dict[str, Any]:
         accepted = KafkaConsumer.DEFAULT_CONFIG
@@ -154,3 +135,32 @@ def describe(exc: BaseException | None) -> str:
         return "unknown error"
     text, name = str(exc), type(exc).__name__
     return (text if text.startswith(name) else f"{name}: {text}")[:300]
+
+
+def common_options(cfg: PublisherConfig) -> dict[str, Any]:
+    """The kafka-python options every client of the publisher shares (address, timeouts)."""
+    return {
+        "bootstrap_servers": cfg.bootstrap,
+        "client_id": cfg.client_id,
+        "request_timeout_ms": int(cfg.request_timeout_s * 1000),
+        "bootstrap_timeout_ms": int(cfg.connect_timeout_s * 1000),
+    }
+
+
+def producer_options(cfg: PublisherConfig) -> dict[str, Any]:
+    """The kafka-python producer options the SDK runs with: the caller's security options, then
+    the settings its guarantees rest on (idempotence, ``acks=all``, no topic creation) and its
+    linger, batch and timeouts. One definition, for the SDK and for whoever compares with it."""
+    options: dict[str, Any] = {"reconnect_backoff_max_ms": 1000}
+    options.update(cfg.kafka_options)
+    options.update(common_options(cfg))
+    options.update(
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=cfg.linger_ms,
+        batch_size=cfg.batch_size,
+        allow_auto_create_topics=False,
+        max_block_ms=int(cfg.connect_timeout_s * 1000),
+        delivery_timeout_ms=int(cfg.delivery_timeout_s * 1000),
+    )
+    return options
