@@ -6,6 +6,7 @@ Nothing else reads ``os.environ``: everything below receives small frozen object
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -117,6 +118,18 @@ class Settings(BaseSettings):
     worker_flush_interval_s: float = Field(0.5, gt=0, description="longest wait before an insert")
     worker_decode_processes: int = Field(
         1, ge=0, le=16, description="processes that validate events beside the worker; 0: inline"
+    )
+    worker_role: Literal["all", "classify", "sink"] = Field(
+        "all", description="the worker's role when --role is not given"
+    )
+    worker_engine: Literal["batch", "faust"] = Field(
+        "batch", description="the worker's engine: batch (aiokafka batches) or faust"
+    )
+    worker_web_host: str = Field(
+        "127.0.0.1", description="the Faust engine's web server (health, status): loopback"
+    )
+    worker_web_port: int = Field(
+        6066, ge=0, le=65535, description="the Faust engine's web server port (0: a free one)"
     )
 
     @property

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -16,13 +17,18 @@ from parwatch import gc_policy, malloc_policy, wiring
 from parwatch.commands.migrate import prepare
 from parwatch.errors import UsageError
 from parwatch.settings import Settings
-from streams.worker.engine import ROLES
+from streams.worker.config import ENGINES, FAUST_ROLES, ROLES
 
 if TYPE_CHECKING:
     from schemas.signing import Keyring
     from streams.warehouse.query_endpoint import QueryServer
-    from streams.worker.engine import Engine, RowSink, WorkerConfig
+    from streams.worker.batch_engine import BatchEngine
+    from streams.worker.config import WorkerConfig
+    from streams.worker.faust_engine import FaustEngine
     from streams.worker.metrics_server import MetricsServer
+    from streams.worker.row_sink import RowSink
+
+    Engine = BatchEngine | FaustEngine | RowSink
 
 log = logging.getLogger("parwatch.worker")
 
@@ -44,10 +50,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.add_argument(
-        "--role", choices=sorted(ROLES), default="all",
-        help="; ".join(f"{k}: {v}" for k, v in ROLES.items()) + ". Default all. Any number of "
+        "--role", choices=sorted(ROLES), default=None,
+        help="; ".join(f"{k}: {v}" for k, v in ROLES.items()) + ". Default "
+        "PARWATCH_WORKER_ROLE, else all. Any number of "
         "classify and sink workers can run in one group; a classifier reads states from "
         "the warehouse's read-only query endpoint when the warehouse is embedded.",
+    )  # fmt: skip
+    p.add_argument(
+        "--engine", choices=sorted(ENGINES), default=None,
+        help="; ".join(f"{k}: {v}" for k, v in ENGINES.items()) + ". Default "
+        "PARWATCH_WORKER_ENGINE, else batch. The Faust engine runs the roles "
+        + " and ".join(FAUST_ROLES) + "; a sink always uses the batch engine's client.",
     )  # fmt: skip
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations at start")
     p.add_argument(
@@ -57,8 +70,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run)
 
 
-def worker_config(settings: Settings, role: str = "all") -> WorkerConfig:
-    from streams.worker.engine import WorkerConfig
+def worker_config(settings: Settings, role: str = "all", engine: str = "batch") -> WorkerConfig:
+    from streams.worker.config import WorkerConfig
 
     warehouse = wiring.warehouse_config(settings)
     if role == "classify" and warehouse.embedded:
@@ -73,7 +86,10 @@ def worker_config(settings: Settings, role: str = "all") -> WorkerConfig:
     return WorkerConfig(
         bootstrap=wiring.require_bootstrap(settings),
         warehouse=warehouse,
-        role=role,
+        role=role,  # type: ignore[arg-type]
+        engine=engine,  # type: ignore[arg-type]
+        web_host=settings.worker_web_host,
+        web_port=settings.worker_web_port,
         rows_topic=settings.topic_warehouse_rows,
         topics=settings.topics,
         app_id=settings.app_id,
@@ -120,39 +136,41 @@ def _serve_queries(cfg: WorkerConfig, settings: Settings) -> QueryServer | None:
 
 
 def _serve_metrics(
-    engine: Engine | RowSink, cfg: WorkerConfig, settings: Settings
+    engine: Engine, cfg: WorkerConfig, settings: Settings
 ) -> tuple[MetricsServer | None, asyncio.Task[None]]:
     """The worker's metrics and health endpoint, and the task that samples its state (the
     endpoint is optional: a port in use is a warning, the worker runs on without it)."""
     import platform
     from importlib.metadata import version
 
-    from streams.worker.engine import Engine
     from streams.worker.metrics import WorkerMetrics
     from streams.worker.metrics_server import MetricsServer, MetricsServerError
     from streams.worker.metrics_watch import Health, Sources, watch
+    from streams.worker.row_sink import RowSink
 
     topics: tuple[str, ...]
-    if isinstance(engine, Engine):
+    if isinstance(engine, RowSink):
+        topics, sources = (cfg.rows_topic,), Sources(lambda: engine.consumer, engine.sink.stats)
+        codes: Callable[[], frozenset[str]] = frozenset
+    else:
+        chain = engine.chain
         topics = (cfg.topics.inspections, cfg.topics.services)
-        known = engine.catalog
-        caches = (engine.inspections, engine.dossiers)
-        decoder = engine.decoder
+        known = chain.catalog
         sources = Sources(
-            consumer=lambda: engine.consumer, stats=engine.sink.stats,
-            cache_entities=lambda: sum(len(c) for c in caches),
-            inline_share=lambda: decoder.inline_share,
+            consumer=lambda: engine.consumer, stats=chain.stats,
+            cache_entities=lambda: len(chain.states),
+            inline_share=lambda: chain.decoder.inline_share,
             catalog=lambda: (known.version, len(known.catalog.agencies)),
         )  # fmt: skip
         codes = lambda: known.codes  # noqa: E731
-    else:
-        topics, sources = (cfg.rows_topic,), Sources(lambda: engine.consumer, engine.sink.stats)
-        codes = frozenset
     metrics = WorkerMetrics(
         topics=topics, known_agencies=codes, version=version("parwatch"), role=cfg.role,
         python=platform.python_version(),
     )  # fmt: skip
-    engine.metrics = metrics
+    if isinstance(engine, RowSink):
+        engine.metrics = metrics
+    else:
+        engine.chain.writer.metrics = metrics
     health = Health()
     sampler = asyncio.create_task(watch(metrics, health, sources))
     server = MetricsServer(metrics.registry, health, settings.metrics_host, settings.metrics_port)
@@ -167,18 +185,20 @@ def _serve_metrics(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.worker.engine import Engine, RowSink
-
-    cfg = worker_config(settings, args.role)
+    role = args.role or settings.worker_role
+    engine_name = args.engine or settings.worker_engine
+    if engine_name == "faust" and role not in FAUST_ROLES:
+        raise UsageError(f"--role {role} runs on the batch engine only (not --engine faust)")
+    cfg = worker_config(settings, role, engine_name)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if not args.no_migrate and args.role != "classify":
+    if not args.no_migrate and role != "classify":
         client = wiring.open_warehouse(settings, create_database=True)
         prepare(client, settings)
         client.close()
     logging.basicConfig(
         level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("aiokafka", "kafka"):
+    for noisy in ("aiokafka", "kafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
     # The worker keeps many live objects (states, buffered rows): with the default thresholds the
@@ -192,7 +212,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         log.info("not glibc: malloc thresholds left as they are")
 
     async def main() -> None:
-        engine = RowSink(cfg) if cfg.role == "sink" else Engine(cfg)
+        engine = _engine(cfg)
         loop = asyncio.get_running_loop()
         collector = asyncio.create_task(guard.run())
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -220,3 +240,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except DecoderError as exc:  # nothing of its batches was committed: a restart reads them
         raise UsageError(f"{exc}; restart the worker") from None
     return 0
+
+
+def _engine(cfg: WorkerConfig) -> Engine:
+    """The engine, chosen once: the sink for ``--role sink``, else the batch or Faust engine."""
+    if cfg.role == "sink":
+        from streams.worker.row_sink import RowSink
+
+        return RowSink(cfg)
+    if cfg.engine == "faust":
+        from streams.worker.faust_engine import FaustEngine
+
+        return FaustEngine(cfg)
+    from streams.worker.batch_engine import BatchEngine
+
+    return BatchEngine(cfg)

@@ -4,7 +4,8 @@ Validating an event and building its own rows (``processor.decode_many``) needs 
 and it is about half of the worker's Python time. In one process it shares one GIL with
 everything else (the Kafka client, classification, the serialising of inserts). Here it runs in
 a child process while the worker applies the batch before; batches go there as lists of bytes
-and come back as plain tuples (``processor.Decoded``/``Refused``), both cheap to pickle.
+and come back as named tuples of plain values (``processor.Decoded``/``Refusal``), cheap to
+pickle.
 
 ``processes=0`` decodes in the calling process instead (same functions, same results).
 
@@ -40,7 +41,7 @@ from datetime import datetime
 from typing import Any
 
 from streams.errors import StreamsError
-from streams.worker.processor import Decoded, Origins, Refused, decode_many, pack_batch
+from streams.worker.processor import Decoded, Origins, Refusal, decode_many, pack_batch
 
 INLINE_START = 0.25  # share of a batch decoded in the worker's own process, at first
 INLINE_STEP = 0.02  # moved after each batch, towards whichever side waits
@@ -164,15 +165,15 @@ class Decoder:
     def submit(
         self, groups: list[tuple[str, int, list[Any]]], now: datetime,
         known_agencies: Collection[str],
-    ) -> asyncio.Future[list[Decoded | Refused]]:  # fmt: skip
+    ) -> asyncio.Future[list[Decoded | Refusal]]:  # fmt: skip
         """Start decoding a batch given as (topic, partition, Kafka messages) groups; the
-        future gives one ``Decoded`` or ``Refused`` a message, in the groups' order. The last
+        future gives one ``Decoded`` or ``Refusal`` a message, in the groups' order. The last
         ``inline_share`` of the messages are decoded here and now (the children meanwhile
         decode the rest); with several processes, each gets a run of whole groups of about the
         same size."""
         loop = asyncio.get_running_loop()
         if self._pool is None:
-            fut: asyncio.Future[list[Decoded | Refused]] = loop.create_future()
+            fut: asyncio.Future[list[Decoded | Refusal]] = loop.create_future()
             fut.set_result(decode_many(*pack_batch(groups), now, known_agencies))
             return fut
         running = [f for f in self._running if not f.done()]
@@ -215,14 +216,14 @@ class Decoder:
         return path, len(lengths), [(t, p, len(offsets)) for t, p, offsets in origins]
 
     async def _joined(
-        self, parts: list[asyncio.Future[str]], here: list[Decoded | Refused]
-    ) -> list[Decoded | Refused]:
+        self, parts: list[asyncio.Future[str]], here: list[Decoded | Refusal]
+    ) -> list[Decoded | Refusal]:
         try:
             done = await asyncio.gather(*parts)
         except BrokenProcessPool as exc:
             raise DecoderError(f"a decoding process died: {exc}") from exc
         # Written by our own child in our private folder (0700), never by anyone else.
-        results: list[list[Decoded | Refused]] = [
+        results: list[list[Decoded | Refusal]] = [
             pickle.loads(_take(path))  # noqa: S301
             for path in done
         ]

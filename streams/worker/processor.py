@@ -3,12 +3,12 @@
 Two steps, so that the first can run in another process (``streams.worker.decoder``):
 
 1. ``decode_many`` (no state): each message's bytes become a ``Decoded`` (the event's own rows,
-   and the few facts the second step needs) or a ``Refused`` (its dead-letter row and message);
+   and the few facts the second step needs) or a ``Refusal`` (its dead-letter row and message);
 2. ``apply_decoded`` (the entity states): dedupe, classify, and add the rows to a buffer.
 
 ``states`` is any mutable mapping from the entity key (``{agency}:{inspection_id}`` or
 ``{agency}:{dossier_id}``) to the entity's state (``None`` or absent: no events yet): the
-worker's bounded cache (``engine.StateCache``), a dict in tests.
+worker's bounded cache (``state_cache.StateCache``), a dict in tests.
 The caller passes ``now`` (for the future-timestamp rule and ``_ingested_at``) and owns the
 ``RowBuffer``; nothing here blocks or reads the clock.
 """
@@ -22,7 +22,7 @@ from collections.abc import Container, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.decoding import MAX_FUTURE_SKEW, decode, decode_timed
 from schemas.errors import InvalidEvent
@@ -93,22 +93,36 @@ class Processed:
 
 Event = InspectionEventV1 | ServiceEventV1
 _NO_INSPECTION, _NO_DOSSIER = InspectionState(), DossierState()
-INSPECTION, SERVICE, REFUSED = 0, 1, 2
+INSPECTION, SERVICE, REFUSAL = 0, 1, 2  # the ``kind`` of a Decoded or Refusal
 
-Decoded = tuple[int, str, int, str, str, ActivityFacts | None, tuple[bytes, ...]]
-"""A valid event, ready for ``apply_decoded``: (INSPECTION or SERVICE, entity key, event_id.int,
-agency_code, inspection_id or dossier_id, ``ActivityFacts`` (the ``InspectionFacts`` after the
-event key; inspections only), the event's own RowBinary rows, written unless it is a duplicate: an
-inspection's ``inspection_events`` row; a service event's ``service_events`` row, then its
-``service_submissions`` row if it is a submission). Plain tuples of plain values, nothing twice
-(a 128-bit integer is slow to pickle) and agency codes shared: they cross processes
-(``streams.worker.decoder``), and pickling them is on the decoding process's clock."""
+
+class Decoded(NamedTuple):
+    """A valid event, ready for ``apply_decoded``. Plain values, nothing twice (a 128-bit
+    integer is slow to pickle) and agency codes shared: they cross processes
+    (``streams.worker.decoder``), and pickling them is on the decoding process's clock."""
+
+    kind: int  # INSPECTION or SERVICE
+    key: str  # the entity key: {agency_code}:{inspection_id or dossier_id}
+    event_key: int  # event_id.int
+    agency_code: str
+    entity_id: str  # inspection_id or dossier_id
+    facts: ActivityFacts | None  # the InspectionFacts after the event key; inspections only
+    # The event's own RowBinary rows, written unless it is a duplicate: an inspection's
+    # ``inspection_events`` row; a service event's ``service_events`` row, then its
+    # ``service_submissions`` row if it is a submission.
+    own_rows: tuple[bytes, ...]
+
 
 _AGENCY_CODES: dict[str, str] = {}  # one string per code: pickled once a batch, then referenced
 
-Refused = tuple[int, rows.Row, bytes, str | None]
-"""A refused message: (REFUSED, its dead-letter row, the value for the dead-letters topic,
-agency_code)."""
+
+class Refusal(NamedTuple):
+    """A refused message: what goes to the dead-letters table and topic."""
+
+    kind: int  # always REFUSAL
+    row: rows.Row  # its dead_letters row (the reason first)
+    message: bytes  # the value for the dead-letters topic
+    agency_code: str | None
 
 
 def summarize(
@@ -129,22 +143,22 @@ def summarize(
         entity = event.inspection_id
         facts = activity_facts(event, occurred_ms)
         row = rowbinary.inspection_event(event, raw, at, now_ms, occurred_ms)
-        return (
+        return Decoded(
             INSPECTION, f"{agency}:{entity}", event.event_id.int, agency, entity, facts, (row,),
         )  # fmt: skip
     entity = event.dossier_id
     own: tuple[bytes, ...] = (rowbinary.service_event(event, raw, at, now_ms, occurred_ms),)
     if event.event_type == "submitted":
         own = (own[0], rowbinary.submission(event, now_ms, occurred_ms))
-    return (SERVICE, f"{agency}:{entity}", event.event_id.int, agency, entity, None, own)
+    return Decoded(SERVICE, f"{agency}:{entity}", event.event_id.int, agency, entity, None, own)
 
 
-def refused(refusal: InvalidEvent, at: rows.Origin, now: datetime) -> Refused:
-    """The ``Refused`` of a refusal (from decoding or a check outside it)."""
-    refusal.at(at.topic, at.partition, at.offset)
-    return (
-        REFUSED, rows.dead_letter_row(refusal, now), dead_letter_message(refusal, now),
-        refusal.agency_code,
+def refusal_of(invalid: InvalidEvent, at: rows.Origin, now: datetime) -> Refusal:
+    """The ``Refusal`` of an invalid event (from decoding or a check outside it)."""
+    invalid.at(at.topic, at.partition, at.offset)
+    return Refusal(
+        REFUSAL, rows.dead_letter_row(invalid, now), dead_letter_message(invalid, now),
+        invalid.agency_code,
     )  # fmt: skip
 
 
@@ -155,12 +169,12 @@ Origins = list[tuple[str, int, "array[int]"]]
 def decode_many(
     blob: bytes, lengths: array[int], origins: Origins, now: datetime,
     known_agencies: Container[str],
-) -> list[Decoded | Refused]:  # fmt: skip
+) -> list[Decoded | Refusal]:  # fmt: skip
     """Step 1 over a batch: the messages' values are ``blob`` cut at ``lengths`` (one bytes
     object and two arrays pickle as fast as copying them; what the decoding process runs)."""
     now_ms = ticks_ms(now)
     Origin = rows.Origin
-    out: list[Decoded | Refused] = []
+    out: list[Decoded | Refusal] = []
     append = out.append
     start = 0
     sizes = iter(lengths)
@@ -172,8 +186,8 @@ def decode_many(
             at = Origin(topic, partition, offset)
             try:
                 event, ts = decode_timed(raw, known_agencies, now, MAX_FUTURE_SKEW)
-            except InvalidEvent as refusal:
-                append(refused(refusal, at, now))
+            except InvalidEvent as invalid:
+                append(refusal_of(invalid, at, now))
                 continue
             append(summarize(event, raw, at, now_ms, ts))
     return out
@@ -262,10 +276,10 @@ def process(
     for one message, then ``apply_decoded``); a refusal keeps its exception in the result."""
     try:
         event = decode(raw, known_agency=known_agencies, now=now)
-    except InvalidEvent as refusal:
-        refusal.__traceback__ = None  # its frames would hold the caller's batch alive
-        out.add("dead_letters", refused(refusal, at, now)[1])
-        return Processed(Result.REFUSED, refusal, refusal.agency_code)
+    except InvalidEvent as invalid:
+        invalid.__traceback__ = None  # its frames would hold the caller's batch alive
+        out.add("dead_letters", refusal_of(invalid, at, now).row)
+        return Processed(Result.REFUSED, invalid, invalid.agency_code)
     result = apply_decoded(
         summarize(event, raw, at, ticks_ms(now)), at.topic, at.partition, at.offset, now,
         inspection_states, dossier_states, out,
@@ -276,5 +290,5 @@ def process(
 def _duplicate(
     d: Decoded, first: tuple[int, int], at: rows.Origin, now: datetime, out: RowBuffer
 ) -> str:
-    out.add("duplicates", rows.duplicate_row(d[2], d[3], d[1], first, at, now))
+    out.add("duplicates", rows.duplicate_row(d.event_key, d.agency_code, d.key, first, at, now))
     return _DUPLICATE

@@ -6,7 +6,7 @@
   with decorrelated jitter between ``backoff_initial_s`` and ``backoff_max_s`` (``backoff``; the
   sink's own ``random.Random``, so scaled workers do not retry in step), with a log line each
   time; it is never turned into a dead letter. While it retries,
-  its caller waits: the worker pauses its partitions instead of buffering (see ``engine``).
+  its caller waits: the worker pauses its partitions instead of buffering (see ``batch_engine``).
 * Writes are idempotent (``writer``): the same batch written again leaves one copy.
 """
 

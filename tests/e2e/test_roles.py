@@ -18,7 +18,7 @@ from parwatch.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_port
 from producers.simulation.raw import publish_raw
 from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
-from streams.worker.engine import MARKER
+from streams.worker.destination import MARKER
 from streams.worker.status import read_status, wait_for_messages
 from tests.e2e.conftest import Pipeline
 

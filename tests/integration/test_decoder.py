@@ -18,7 +18,7 @@ from typing import Any
 from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
 from streams.worker.decoder import Decoder
-from streams.worker.processor import INSPECTION, REFUSED, SERVICE
+from streams.worker.processor import INSPECTION, REFUSAL, SERVICE
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -65,12 +65,12 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
     for inline in (0.37, 0.0, 1.0):
         assert asyncio.run(_decode(1, groups, inline)) == here, inline
     kinds = [d[0] for d in here]  # type: ignore[index]
-    assert kinds.count(REFUSED) >= 10 and kinds.count(INSPECTION) and kinds.count(SERVICE)
+    assert kinds.count(REFUSAL) >= 10 and kinds.count(INSPECTION) and kinds.count(SERVICE)
     # Positions follow the groups: the first service/inspection row of group 2 has its offset.
     last = here[-1]
-    assert last[0] == REFUSED and last[1][-2] == 99_999  # type: ignore[index]
+    assert last[0] == REFUSAL and last[1][-2] == 99_999  # type: ignore[index]
     for d in here:
-        if d[0] != REFUSED:  # type: ignore[index]
+        if d[0] != REFUSAL:  # type: ignore[index]
             kind, key, event_key, agency, entity, facts, own = d  # type: ignore[misc]
             assert key == f"{agency}:{entity}" and isinstance(event_key, int)  # UUID.int
             # Own rows: RowBinary, each starting with the event_id (high, low 64 bits).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.worker.engine import StateCache
+from streams.worker.state_cache import StateCache
 
 
 def test_trim_keeps_buffered_and_in_flight_states() -> None:

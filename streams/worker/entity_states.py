@@ -1,0 +1,134 @@
+"""The states of the entities in the owned partitions: two bounded caches (``StateCache``), the
+filter of the entities the warehouse may hold (``KnownKeys``), and their rebuilding from the
+warehouse (``restore.load_states``).
+
+* ``restore`` (per batch, before classification): the states missing from the caches are read
+  from the warehouse on the reader connection, in one query per batch; entities the filter
+  says are certainly not there are marked as known first (before their rows are written).
+* ``generation`` moves when partitions are revoked (``forget``): a batch decoded under an older
+  generation is dropped, not applied (its messages will be read again).
+* ``load_known`` runs after an assignment, once the previous owners wrote and committed.
+* Warehouse outages are retried by the reader (``ClickHouseSink``): these calls wait, never
+  fail for an outage. Not thread-safe: one event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from streams.worker.known import KnownKeys
+from streams.worker.metrics import Tally
+from streams.worker.processor import INSPECTION, Decoded, Refusal
+from streams.worker.restore import load_states
+from streams.worker.sink import ClickHouseSink
+from streams.worker.state_cache import StateCache
+
+log = logging.getLogger("parwatch.worker")
+
+
+class _Everything:
+    """Stands in for the filter while it loads: every key may be in the warehouse."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def add(self, key: str) -> None:
+        pass
+
+
+_EVERYTHING = _Everything()
+
+
+class EntityStates:
+    def __init__(self, capacity: int, reader: ClickHouseSink) -> None:
+        self.inspections = StateCache(capacity)
+        self.dossiers = StateCache(capacity)
+        self.reader = reader
+        # Entities that may be in the warehouse: None until loaded after an assignment (records
+        # can arrive while it loads: then every missing state is looked for, and its key noted).
+        self.known: KnownKeys | None = None
+        self._noted: list[str] = []
+        self.generation = 0
+
+    def __len__(self) -> int:
+        return len(self.inspections) + len(self.dossiers)
+
+    def write_started(self) -> None:
+        self.inspections.write_started()
+        self.dossiers.write_started()
+
+    def write_done(self) -> None:
+        self.inspections.write_done()
+        self.dossiers.write_done()
+
+    def trim(self) -> None:
+        """Between batches only (see ``StateCache``)."""
+        self.inspections.trim()
+        self.dossiers.trim()
+
+    def revoke(self) -> None:
+        """Partitions are about to move: decoded batches not yet applied are dropped, and
+        whatever comes next is looked for until the filter is loaded again."""
+        self.generation += 1
+        self.known = None
+
+    def forget(self) -> None:
+        """After the last write of the revoked partitions: another worker may own those
+        entities next; their states come back from the warehouse."""
+        self.inspections.clear()
+        self.dossiers.clear()
+
+    async def restore(self, decoded: Sequence[Decoded | Refusal], tally: Tally) -> None:
+        """Fetch from the warehouse the states of the entities not in the caches."""
+        want_i: dict[str, tuple[str, str]] = {}
+        want_d: dict[str, tuple[str, str]] = {}
+        fresh: list[str] = []  # certainly not in the warehouse: nothing to fetch
+        inspections, dossiers = self.inspections, self.dossiers
+        known: Any = self.known if self.known is not None else _EVERYTHING
+        for d in decoded:
+            if isinstance(d, Refusal):
+                continue
+            key = d.key
+            if d.kind == INSPECTION:
+                if key not in inspections:
+                    if key in known:
+                        want_i[key] = (d.agency_code, d.entity_id)
+                    else:
+                        fresh.append(key)
+            elif key not in dossiers:
+                if key in known:
+                    want_d[key] = (d.agency_code, d.entity_id)
+                else:
+                    fresh.append(key)
+        tally.looked_up(len(want_i) + len(want_d), len(fresh))
+        if self.known is None:  # loading: the keys go in once it is loaded
+            self._noted += want_i
+            self._noted += want_d
+        for key in fresh:  # before their rows are written (see ``known``)
+            known.add(key)
+        if not want_i and not want_d:
+            return
+        ins, dos = await self.reader.call(
+            lambda client: load_states(client, want_i.values(), want_d.values())
+        )
+        self.inspections.load(ins, set(want_i))
+        self.dossiers.load(dos, set(want_d))
+
+    async def load_known(self) -> None:
+        """Rebuild the filter of entities in the warehouse (after the partitions' previous
+        owners wrote and committed everything: they do before they give partitions up)."""
+        self.known, self._noted = None, []
+        generation = self.generation
+        started = time.monotonic()
+        loaded = KnownKeys()
+        count = await self.reader.call(loaded.load)
+        if generation != self.generation:
+            return  # partitions moved again meanwhile; the next assignment loads it again
+        for key in self._noted:  # looked for while it loaded: their rows may not be in it
+            loaded.add(key)
+        self.known, self._noted = loaded, []
+        log.info("%d entity keys in the warehouse, read in %.1f s", count,
+                 time.monotonic() - started)  # fmt: skip
