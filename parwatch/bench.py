@@ -5,7 +5,9 @@ One run, on fresh topics, a fresh consumer group and a fresh warehouse:
 1. publish N simulated messages (the realistic mix: invalid ones and duplicates), untimed;
 2. baseline: a bare aiokafka consumer reads them all, ``json.loads`` on each value;
 3. pipeline: a ``parwatch worker`` process (run through its command line, whatever its
-   internals are) makes the same N messages durable in the warehouse;
+   internals are) makes the same N messages durable in the warehouse; with the engine
+   ``both``, a worker of the Faust engine then does the same with the same N messages (its own
+   consumer group and warehouse), and the batch engine's worker serves the later phases;
 4. memory: the worker's RSS after N messages, and after 3N more (4N); its peak;
 5. latency: messages published at a steady rate; per event, publish time to ``_inserted_at``
    (the server's clock when the insert that made the row queryable ran);
@@ -30,6 +32,7 @@ import asyncio
 import gc
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -80,6 +83,7 @@ class BenchOptions:
     seed: int = 2024
     invalid_share: float = 0.01
     keep: bool = False
+    engine: Literal["batch", "faust", "both"] = "batch"  # both: batch, then faust, same events
 
 
 @dataclass
@@ -118,6 +122,13 @@ class BenchResult:
     verified: bool = False
     broker: str = ""
     warehouse: str = ""
+    engine: str = "batch"  # the engine of the pipeline, memory and latency figures
+    # With --engine both: the Faust engine on the same N events (its own group and warehouse).
+    faust_events_per_s: float = 0.0
+    faust_ratio: float = 0.0
+    faust_s: float = 0.0
+    faust_total_s: float = 0.0
+    batch_over_faust: float = 0.0
     cpu_count: int = 0
     load_average_1m: float = 0.0
     work_dir: str = ""
@@ -231,6 +242,8 @@ class _Run:
             self._publisher(messages[: opts.publisher_events or min(n, 60_000)])
         del messages
         self._pipeline(n)
+        if opts.engine == "both":
+            self._second_engine(n, "faust")
         progress = Progress("worker", 3 * n)
         for k in range(1, 4):  # 3N more, for the memory figure; the worker runs meanwhile
             more = self._simulate(opts.seed + k, n)
@@ -361,6 +374,8 @@ class _Run:
             "PARWATCH_DEAD_LETTER_PARTITIONS": str(s.dead_letter_partitions),
             # Tansu: a group join takes about 2 s plus half the session timeout (FACTS.md).
             "PARWATCH_BROKER_SESSION_TIMEOUT_S": "3",
+            "PARWATCH_WORKER_ENGINE": "faust" if self.opts.engine == "faust" else "batch",
+            "PARWATCH_WORKER_WEB_PORT": str(_free_port()),  # the Faust engine's web server
         }
 
     def _settled_rss(self) -> float:
@@ -371,8 +386,7 @@ class _Run:
         time.sleep(RSS_SETTLE_S)
         return self.worker.memory_mb()[0]
 
-    def _pipeline(self, n: int) -> None:
-        env = self._env()
+    def _migrate(self, env: Mapping[str, str]) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "parwatch.cli", "migrate"],
             env=env, capture_output=True, text=True, check=False,
@@ -380,12 +394,18 @@ class _Run:
         if done.returncode != 0:
             line = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise BenchError(f"parwatch migrate failed: {line}")
-        self.say(f"4/7 pipeline: a parwatch worker makes {n:,} messages durable (timed)")
+
+    def _pipeline(self, n: int) -> None:
+        env = self._env()
+        self._migrate(env)
+        r = self.result
+        r.engine = env["PARWATCH_WORKER_ENGINE"]
+        self.say(f"4/7 pipeline: a parwatch worker ({r.engine} engine) makes {n:,} messages "
+                 "durable (timed)")  # fmt: skip
         self.worker = worker = WorkerProcess(env, self.work_dir)
         worker.start()
         first, last = worker.wait_for(n, after=0, timeout_s=60 + self._timeout(n),
                                       progress=Progress("worker", n))  # fmt: skip
-        r = self.result
         r.rss_after_n_mb = round(self._settled_rss(), 1)
         r.pipeline_total_s = last[0] - worker.started_at
         r.pipeline_s = last[0] - first[0]
@@ -400,6 +420,49 @@ class _Run:
             r.baseline_events_per_s = n / r.baseline_total_s
             r.pipeline_events_per_s = n / r.pipeline_total_s
         r.ratio = r.pipeline_events_per_s / r.baseline_events_per_s
+
+    def _second_engine(self, n: int, engine: str) -> None:
+        """The same N messages through a worker of the other engine: its own consumer group,
+        folder and warehouse, measured the same way (from its first durable write). The first
+        worker is idle meanwhile (it has made all N durable)."""
+        folder = self.work_dir / engine
+        folder.mkdir()
+        url = self.settings.warehouse_url
+        if not self.external_warehouse:
+            url = f"chdb://{folder / 'warehouse'}"
+        database = self.settings.clickhouse_database
+        if self.external_warehouse:
+            database = f"{database}_{engine}"
+        env = {
+            **self._env(),
+            "PARWATCH_WORKER_ENGINE": engine,
+            "PARWATCH_DATA_DIR": str(folder),
+            "PARWATCH_CLICKHOUSE_URL": url,
+            "PARWATCH_CLICKHOUSE_DATABASE": database,
+            "PARWATCH_APP_ID": f"{self.app_id}-{engine}",
+            "PARWATCH_METRICS_PORT": "0",  # the first worker holds the default port
+            "PARWATCH_QUERY_PORT": str(_free_port()),
+        }
+        self._migrate(env)
+        self.say(f"4b/7 pipeline: a parwatch worker ({engine} engine) makes the same {n:,} "
+                 "messages durable (timed)")  # fmt: skip
+        worker = WorkerProcess(env, folder)
+        worker.start()
+        try:
+            first, last = worker.wait_for(n, after=0, timeout_s=60 + self._timeout(n) * 4,
+                                          progress=Progress(engine, n))  # fmt: skip
+        finally:
+            worker.stop()
+        r = self.result
+        r.faust_total_s = last[0] - worker.started_at
+        if r.ratio_basis == "first-batch" and first[1] < n:
+            r.faust_s = last[0] - first[0]
+            r.faust_events_per_s = (n - first[1]) / r.faust_s
+        else:
+            r.faust_s = r.faust_total_s
+            r.faust_events_per_s = n / r.faust_total_s
+        r.faust_ratio = r.faust_events_per_s / r.baseline_events_per_s
+        r.batch_over_faust = r.pipeline_events_per_s / r.faust_events_per_s
 
     def _latency(self, bootstrap: str, before: int) -> tuple[dict[str, float], float]:
         opts = self.opts
@@ -459,6 +522,12 @@ class _Run:
     def _timeout(self, messages: int) -> float:
         """A generous deadline: two minutes plus 300 messages a second."""
         return 120 + messages / 300
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def run_bench(

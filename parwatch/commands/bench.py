@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "Benchmark, in one run, on fresh topics, a fresh consumer group and a fresh "
             "warehouse: (1) publish N simulated messages (invalid ones and duplicates included; "
             "untimed); (2) baseline: a bare aiokafka consumer reads them, json.loads on each; "
-            "(3) pipeline: a `parwatch worker` process makes them durable in the warehouse; "
+            "(3) pipeline: a `parwatch worker` process makes them durable in the warehouse "
+            "(--engine both: then a Faust-engine worker on the same messages); "
             "the ratio pipeline / baseline compares the two; (4) the worker's RSS after N and "
             "after 4N messages (3N more are published); (5) latency from publish to queryable "
             "(the row's _inserted_at) at a steady offered load; (6) the publisher SDK's send "
@@ -49,6 +50,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="length of the latency run, seconds (default 60)")  # fmt: skip
     p.add_argument("--publisher-events", type=int, default=None, metavar="M",
                    help="events for the publisher runs (default N, at most 60000)")  # fmt: skip
+    p.add_argument("--engine", choices=["batch", "faust", "both"], default="batch",
+                   help="the worker's engine; both: the batch engine, then the Faust engine on "
+                   "the same messages, each rate beside the baseline and batch / faust; the "
+                   "later phases use the first (default batch)")  # fmt: skip
     p.add_argument("--seed", type=int, default=2024, help="simulator seed (default 2024)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--keep", action="store_true",
@@ -76,6 +81,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     opts = BenchOptions(
         events=args.events, rate=args.rate, duration_s=args.duration,
         publisher_events=args.publisher_events, seed=args.seed, keep=args.keep,
+        engine=args.engine,
     )  # fmt: skip
 
     def say(line: str) -> None:
@@ -94,7 +100,8 @@ def as_json(result: BenchResult) -> dict[str, Any]:
     out = result.as_json()
     for key, value in out.items():
         if isinstance(value, float):
-            digits = 6 if key == "ratio" else 1 if key.endswith("_per_s") else 3
+            ratio = key in ("ratio", "faust_ratio", "batch_over_faust")
+            digits = 6 if ratio else 1 if key.endswith("_per_s") else 3
             out[key] = round(value, digits)
     return out
 
@@ -118,6 +125,14 @@ def format_table(r: BenchResult, opts: BenchOptions) -> str:
     )
     if r.latency_missing:
         check += f", {r.latency_missing} latency events missing"
+    both = []
+    if r.faust_events_per_s:
+        both = [
+            f"{'  pipeline: faust worker -> warehouse':42}{r.faust_events_per_s:>12,.0f}"
+            f"{r.faust_s:>10.2f}{r.faust_total_s:>10.2f}",
+            f"{'  ratio faust / baseline':42}{r.faust_ratio:>12.3f}",
+            f"{'  batch / faust':42}{r.batch_over_faust:>12.2f}",
+        ]
     rows = [
         f"parwatch bench: {r.events:,} messages (simulator mix), {r.cpu_count} cores, "
         f"load {r.load_average_1m:g} at start",
@@ -126,9 +141,10 @@ def format_table(r: BenchResult, opts: BenchOptions) -> str:
         f"{'throughput':42}{'events/s':>12}{'seconds':>10}{'total s':>10}",
         f"{'  baseline: aiokafka + json.loads':42}{r.baseline_events_per_s:>12,.0f}"
         f"{r.baseline_s:>10.2f}{r.baseline_total_s:>10.2f}",
-        f"{'  pipeline: parwatch worker -> warehouse':42}{r.pipeline_events_per_s:>12,.0f}"
+        f"{f'  pipeline: {r.engine} worker -> warehouse':42}{r.pipeline_events_per_s:>12,.0f}"
         f"{r.pipeline_s:>10.2f}{r.pipeline_total_s:>10.2f}",
         f"{'  ratio pipeline / baseline':42}{r.ratio:>12.3f}",
+        *both,
         *note,
         "",
         f"latency publish -> queryable, {r.latency_events:,} events at {opts.rate:g}/s "

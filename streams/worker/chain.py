@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from streams.warehouse.client import connect
 from streams.warehouse.reference import load_catalog_tables
 from streams.worker.batch_writer import BatchWriter
@@ -31,7 +29,7 @@ from streams.worker.decoder import Decoder
 from streams.worker.destination import Destination, RowsTopic, Warehouse
 from streams.worker.entity_states import EntityStates
 from streams.worker.intake import Intake
-from streams.worker.kafka import event_producer, stop_client
+from streams.worker.kafka import Producer
 from streams.worker.keyring_holder import KeyringHolder, describe
 from streams.worker.sink import ClickHouseSink, SinkStats
 
@@ -59,7 +57,7 @@ class Chain:
     intake: Intake
     writer: BatchWriter
     destination: Destination
-    producer: AIOKafkaProducer
+    producer: Producer
     sink: ClickHouseSink  # the writes' connection (and the catalog tables')
     reader: ClickHouseSink  # the states' connection, beside the writes
     outage: _Outage
@@ -104,7 +102,7 @@ class Chain:
             self.keyring.maybe_reload()
 
     async def close(self) -> None:
-        await stop_client(self.producer, "producer")
+        await self.producer.stop()
         self.sink.close()
         self.reader.close()
         self.decoder.close()
@@ -118,7 +116,7 @@ def build(cfg: WorkerConfig, *, open_client: Callable[[], Any] | None = None) ->
     # States are read on a connection of their own, beside the writes (a state that is read is
     # never in a write still in flight: see StateCache.trim).
     reader = ClickHouseSink(opener, on_outage=outage, stats=sink.stats)
-    producer = event_producer(cfg)
+    producer = Producer(cfg)
     destination: Destination = (
         RowsTopic(cfg, producer) if cfg.role == "classify" else Warehouse(sink)
     )

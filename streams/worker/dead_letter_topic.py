@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from streams.worker.kafka import Producer
 
 
 class DeadLetterTopic:
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: Producer, topic: str) -> None:
         self.producer = producer
         self.topic = topic
 
     async def send(self, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
-        return await self.producer.send(self.topic, key=key, value=value)  # type: ignore[no-any-return]
+        return await self.producer.send(self.topic, value, key=key)

@@ -20,10 +20,11 @@ import logging
 import time
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.warehouse.tables import Row
 from streams.worker.config import WorkerConfig
+from streams.worker.kafka import Producer
 from streams.worker.rowcodec import encode_batch
 from streams.worker.sink import ClickHouseSink
 
@@ -56,13 +57,13 @@ class Warehouse:
 
 
 class RowsTopic:
-    def __init__(self, cfg: WorkerConfig, producer: AIOKafkaProducer) -> None:
+    def __init__(self, cfg: WorkerConfig, producer: Producer) -> None:
         self.cfg = cfg
         self.producer = producer
 
     async def write(self, tables: dict[str, list[Row]], token: str, messages: int) -> int:
         sent = [
-            await self.producer.send(self.cfg.rows_topic, value=value)
+            await self.producer.send(self.cfg.rows_topic, value)
             for value in encode_batch(tables, token, messages)
         ]
         await asyncio.gather(*sent)
@@ -79,7 +80,7 @@ class RowsTopic:
         parts = sorted(await self.producer.partitions_for(cfg.rows_topic))
         marks = {}
         for q in parts:
-            meta = await (await self.producer.send(cfg.rows_topic, value=MARKER, partition=q))
+            meta = await (await self.producer.send(cfg.rows_topic, MARKER, partition=q))
             marks[TopicPartition(cfg.rows_topic, q)] = meta.offset
         watcher = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap.split(","), group_id=cfg.sink_group,

@@ -56,6 +56,40 @@ def event_producer(cfg: WorkerConfig) -> AIOKafkaProducer:
     )  # fmt: skip
 
 
+class Producer:
+    """The worker's producer (``event_producer``), made when it starts: aiokafka's clients need
+    a running event loop, and the chain is built before one runs under Faust's command line.
+    ``send`` returns once the record is queued; the future it returns resolves when the broker
+    acknowledged it. Using it before ``start`` raises ``RuntimeError``."""
+
+    def __init__(self, cfg: WorkerConfig) -> None:
+        self.cfg = cfg
+        self._client: AIOKafkaProducer | None = None
+
+    def _started(self) -> AIOKafkaProducer:
+        if self._client is None:
+            raise RuntimeError("the producer is not started")
+        return self._client
+
+    async def start(self) -> None:
+        self._client = event_producer(self.cfg)
+        await self._client.start()
+
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None
+    ) -> asyncio.Future[Any]:
+        producer = self._started()
+        return await producer.send(topic, value=value, key=key, partition=partition)  # type: ignore[no-any-return]
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(await self._started().partitions_for(topic))
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await stop_client(self._client, "producer")
+            self._client = None
+
+
 async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
     """Commit the offsets of the partitions still owned. A failure is logged, not raised: the
     rows are in the warehouse, and whoever reads those messages again sees them as redeliveries

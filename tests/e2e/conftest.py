@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,12 @@ from parwatch.broker import EmbeddedBroker
 from schemas.kpi import KpiRow, rows_to_json
 from schemas.topics import Topics
 from streams.worker.status import wait_for_messages
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Pipeline:
@@ -39,9 +46,14 @@ class Pipeline:
             "PARWATCH_APP_ID": f"parwatch-test-{uuid.uuid4().hex[:8]}",
             "PARWATCH_BROKER_SESSION_TIMEOUT_S": "3",
             "PARWATCH_METRICS_PORT": "0",  # a free port: workers of other tests run beside
+            "PARWATCH_WORKER_WEB_PORT": str(free_port()),  # the Faust engine's web server
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.others: list[subprocess.Popen[bytes]] = []  # more workers a test starts itself
+
+    def use_engine(self, engine: str) -> None:
+        """The worker's engine for the workers this pipeline starts (``batch`` or ``faust``)."""
+        self.env["PARWATCH_WORKER_ENGINE"] = engine
 
     def start_worker(self, *args: str) -> None:
         log = (self.data_dir / "worker.log").open("ab")

@@ -135,7 +135,14 @@ EXPECTED_MONTHS = [
 ]
 
 
-def test_crafted_scenario_gives_hand_computed_kpis(pipeline: Pipeline, topics: Any) -> None:
+ENGINES = pytest.mark.parametrize("engine", ["batch", "faust"])
+
+
+@ENGINES
+def test_crafted_scenario_gives_hand_computed_kpis(
+    pipeline: Pipeline, topics: Any, engine: str
+) -> None:
+    pipeline.use_engine(engine)
     payloads, duplicates, refusals = crafted()
     pipeline.start_worker()
     publish_raw(pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], topics,
@@ -173,7 +180,11 @@ def test_crafted_scenario_gives_hand_computed_kpis(pipeline: Pipeline, topics: A
     ]  # fmt: skip
 
 
-def test_simulated_traffic_equals_ground_truth(pipeline: Pipeline, topics: Any) -> None:
+@ENGINES
+def test_simulated_traffic_equals_ground_truth(
+    pipeline: Pipeline, topics: Any, engine: str
+) -> None:
+    pipeline.use_engine(engine)
     sim = simulate(SimulationConfig(seed=11, events=20_000), load_catalog())
     pipeline.start_worker()
     publish_raw(pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], topics,
@@ -212,9 +223,13 @@ def test_catalog_reload_without_restart(pipeline: Pipeline, topics: Any, tmp_pat
     assert names == [{"name": "Ủy ban nhân dân xã Thử Nghiệm"}]
 
 
-def test_tiny_state_cache_still_equals_ground_truth(pipeline: Pipeline, topics: Any) -> None:
+@ENGINES
+def test_tiny_state_cache_still_equals_ground_truth(
+    pipeline: Pipeline, topics: Any, engine: str
+) -> None:
     """States evicted from the worker's cache are rebuilt from the warehouse: with room for
     500 entities most events need that, and the KPIs must not change."""
+    pipeline.use_engine(engine)
     pipeline.env |= {"PARWATCH_WORKER_STATE_CACHE": "500", "PARWATCH_WORKER_MAX_ROWS": "2000"}
     sim = simulate(SimulationConfig(seed=12, events=20_000), load_catalog())
     publish_raw(pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], topics,
