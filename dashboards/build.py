@@ -37,6 +37,8 @@ FOLDER_UID = "parwatch"
 FOLDER_TITLE = "parwatch — Cải cách hành chính Thanh Hóa"
 JSON_DIR = Path(__file__).parent / "json"
 DATASOURCE_REF = {"type": PLUGIN_ID, "uid": "${datasource}"}
+# The workers' metrics: provisioned with this uid (deploy/grafana/provisioning/datasources).
+PROMETHEUS_REF = {"type": "prometheus", "uid": "parwatch-prometheus"}
 
 _GRAFANA_TYPE = {
     "gauge": "gauge",
@@ -77,7 +79,7 @@ def _overrides(panel: Panel) -> list[dict[str, Any]]:
 
 
 def _options(panel: Panel) -> dict[str, Any]:
-    fields = "/^(" + "|".join(panel.labels) + ")$/"
+    fields = "/^(" + "|".join(panel.labels) + ")$/" if panel.labels else ""
     if panel.kind in ("gauge", "stat"):
         reduce = {"values": False, "calcs": ["lastNotNull"], "fields": fields}
         if panel.kind == "gauge":
@@ -120,26 +122,36 @@ def _defaults(panel: Panel) -> dict[str, Any]:
     return defaults
 
 
+def _targets(panel: Panel) -> list[dict[str, Any]]:
+    if panel.live:
+        return [
+            {"refId": chr(ord("A") + i), "datasource": PROMETHEUS_REF, "expr": expr,
+             "legendFormat": legend, "range": True, "instant": False}
+            for i, (legend, expr) in enumerate(panel.promql)
+        ]  # fmt: skip
+    return [
+        {
+            "refId": "A",
+            "datasource": DATASOURCE_REF,
+            "editorType": "sql",
+            "queryType": "timeseries" if panel.time_series else "table",
+            "format": 0 if panel.time_series else 1,
+            "rawSql": panel.sql,
+        }
+    ]
+
+
 def panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
     return {
         "id": panel_id,
         "type": _GRAFANA_TYPE[panel.kind],
         "title": panel.title,
         "description": panel.description,
-        "datasource": DATASOURCE_REF,
+        "datasource": PROMETHEUS_REF if panel.live else DATASOURCE_REF,
         "gridPos": {"h": panel.h, "w": panel.w, "x": x, "y": y},
         "fieldConfig": {"defaults": _defaults(panel), "overrides": _overrides(panel)},
         "options": _options(panel),
-        "targets": [
-            {
-                "refId": "A",
-                "datasource": DATASOURCE_REF,
-                "editorType": "sql",
-                "queryType": "timeseries" if panel.time_series else "table",
-                "format": 0 if panel.time_series else 1,
-                "rawSql": panel.sql,
-            }
-        ],
+        "targets": _targets(panel),
     }
 
 

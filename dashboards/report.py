@@ -205,7 +205,7 @@ def render_report(
     for d in build_dashboards(targets):
         tr = pipeline_range if d.uid == PIPELINE_UID else kpi_range
         sections.append(_section(client, d, tr))
-        count += len(d.panels)
+        count += sum(not p.live for p in d.panels)
     title = "parwatch — báo cáo cải cách hành chính tỉnh Thanh Hóa"
     pct = [
         charts.fmt_value(v, "percentunit")
@@ -236,12 +236,19 @@ def _section(client: Client, d: Dashboard, tr: TimeRange) -> str:
         f'<section id="{escape(d.uid)}"><h2>{escape(d.title)}</h2>'
         f'<p class="desc">{escape(about)}</p>'
     ]
+    live = [p for p in d.panels if p.live]
     for p in d.panels:
+        if p.live:
+            continue
         columns, rows = run_panel(client, p, tr)
         parts.append(
             f'<div class="panel" id="{escape(d.uid)}-{escape(p.key)}"><h3>{escape(p.title)}</h3>'
             f'<p class="desc">{escape(p.description)}</p>{_render_panel(p, columns, rows)}</div>'
         )
+    if live:  # the workers' own metrics are in Prometheus, which this page does not read
+        names = ", ".join(p.title.removeprefix("Trực tiếp: ") for p in live)
+        parts.append(f'<p class="desc">Số liệu trực tiếp của các worker (Prometheus) chỉ có '
+                     f"trong Grafana: {escape(names)}.</p>")  # fmt: skip
     parts.append("</section>")
     return "".join(parts)
 

@@ -64,6 +64,13 @@ class Panel:
     kpi_keys: dict[str, str] = field(default_factory=dict)
     w: int = 12
     h: int = 8
+    # A live panel: PromQL queries (legend, expression) on the Prometheus datasource instead of
+    # ``sql``; the report leaves it to Grafana (it reads the warehouse only).
+    promql: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def live(self) -> bool:
+        return bool(self.promql)
 
 
 @dataclass(frozen=True)
@@ -587,6 +594,106 @@ ORDER BY duplicates DESC, agency""",
     )
 
 
+def _live_panels() -> tuple[Panel, ...]:
+    """The workers' own metrics, from Prometheus (``streams/worker/metrics.py``): what the
+    warehouse cannot show when it is the part that is down."""
+    live = {"unit": "short", "sql": "", "labels": {}, "time_series": True}
+    return (
+        Panel(
+            key="live_messages",
+            kind="timeseries",
+            w=12,
+            **live,
+            title="Trực tiếp: sự kiện mỗi giây theo kết quả",
+            description=(
+                "Số sự kiện mỗi giây mà các worker xử lý (nhận, trùng lặp, từ chối, gửi lại), "
+                "từ Prometheus, cửa sổ 5 phút."
+            ),
+            promql=(("{{result}}", "sum by (result) (rate(parwatch_messages_total[5m]))"),),
+        ),
+        Panel(
+            key="live_lag",
+            kind="timeseries",
+            w=12,
+            **live,
+            title="Trực tiếp: độ trễ tiêu thụ (thông điệp chưa xử lý)",
+            description=(
+                "Tổng số thông điệp còn chờ trên Kafka, theo chủ đề (offset cuối trừ offset "
+                "đã xác nhận). Broker nhúng (Tansu) báo offset cuối thấp hơn thực tế."
+            ),
+            promql=(("{{topic}}", "sum by (topic) (parwatch_consumer_lag)"),),
+        ),
+        Panel(
+            key="live_warehouse_down",
+            kind="stat",
+            w=6,
+            h=6,
+            unit="short",
+            sql="",
+            labels={},
+            inverse_steps=((1, "red"),),
+            title="Trực tiếp: kho dữ liệu không phản hồi",
+            description=(
+                "1 khi ít nhất một worker không ghi được vào ClickHouse; 0 khi bình thường."
+            ),
+            promql=(("kho dữ liệu", "max(parwatch_warehouse_down)"),),
+        ),
+        Panel(
+            key="live_workers",
+            kind="stat",
+            w=6,
+            h=6,
+            unit="short",
+            sql="",
+            labels={},
+            title="Trực tiếp: worker đang chạy",
+            description="Số worker mà Prometheus đọc được số liệu (job parwatch-worker).",
+            promql=(("worker", 'count(up{job="parwatch-worker"} == 1)'),),
+        ),
+        Panel(
+            key="live_flush_p95",
+            kind="timeseries",
+            w=12,
+            h=6,
+            unit="s",
+            sql="",
+            labels={},
+            time_series=True,
+            title="Trực tiếp: thời gian ghi một lô (p95)",
+            description="Phân vị 95 của thời gian ghi một lô vào ClickHouse, cửa sổ 5 phút.",
+            promql=(
+                (
+                    "p95",
+                    "histogram_quantile(0.95, sum by (le) "
+                    "(rate(parwatch_flush_duration_seconds_bucket[5m])))",
+                ),
+            ),  # fmt: skip
+        ),
+        Panel(
+            key="live_refused_share",
+            kind="bargauge",
+            w=24,
+            h=8,
+            unit="percentunit",
+            sql="",
+            labels={},
+            inverse_steps=((0.1, "red"),),
+            title="Trực tiếp: tỷ lệ sự kiện bị từ chối theo cơ quan (30 phút)",
+            description=(
+                "Sự kiện bị từ chối chia cho sự kiện nhận được của từng cơ quan trong 30 phút "
+                "gần nhất; trên 10% là cảnh báo ParwatchRefusedShareHigh."
+            ),
+            promql=(
+                (
+                    "{{agency}}",
+                    "sum by (agency) (rate(parwatch_agency_refused_total[30m])) "
+                    "/ sum by (agency) (rate(parwatch_agency_messages_total[30m]))",
+                ),
+            ),  # fmt: skip
+        ),
+    )
+
+
 def build_dashboards(targets: Targets) -> tuple[Dashboard, ...]:
     return (
         Dashboard(
@@ -617,7 +724,7 @@ def build_dashboards(targets: Targets) -> tuple[Dashboard, ...]:
             description=(
                 "Luồng sự kiện từ Kafka vào ClickHouse: tốc độ, độ trễ, thư lỗi, trùng lặp."
             ),
-            panels=_pipeline_panels(),
+            panels=_pipeline_panels() + _live_panels(),
             variables=("agency",),
             time_from="now-6h",
             refresh="1m",

@@ -62,6 +62,15 @@ def test_uids_variables_queries_and_datasources() -> None:
         ids = [p["id"] for p in m["panels"]]
         assert len(ids) == len(set(ids)) >= 6
         for p in m["panels"]:
+            if p["datasource"]["type"] == "prometheus":  # a live panel: PromQL on Prometheus
+                assert m["uid"] == "parwatch-pipeline-health", p["title"]
+                assert p["datasource"] == {"type": "prometheus", "uid": "parwatch-prometheus"}
+                assert p["targets"] and all(
+                    t["datasource"] == p["datasource"]
+                    and ("parwatch_" in t["expr"] or 'job="parwatch-worker"' in t["expr"])
+                    for t in p["targets"]
+                ), p["title"]
+                continue
             assert p["datasource"] == {"type": PLUGIN_ID, "uid": "${datasource}"}, p["title"]
             (target,) = p["targets"]
             assert target["datasource"] == p["datasource"]
@@ -112,6 +121,8 @@ def test_thresholds_equal_the_configured_targets(
             if key in expected:
                 assert _threshold_values(p) == [None, expected[key]], key
                 seen.add(key)
+            elif key in ("live_warehouse_down", "live_refused_share"):  # alert levels
+                assert _threshold_values(p) == [None, 1 if key == "live_warehouse_down" else 0.1]
             elif key != "freshness":
                 assert _threshold_values(p) == [None], key
     assert seen == set(expected)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from dashboards.spec import Targets, build_dashboards
 from producers.simulation.raw import publish_raw
 from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
@@ -191,6 +192,17 @@ def test_prometheus_scrapes_the_worker_through_an_outage(
         assert (prom.value("sum(parwatch_rows_written_total)") or 0) > 0
         assert prom.value("parwatch_assigned_partitions") == 12  # two topics of 6
         assert http_status(f"{endpoint}/readyz") == 200
+        # Every live panel of the pipeline-health dashboard: its PromQL runs on this Prometheus
+        # and has series (the panels read what this test has just checked).
+        live = {p.key: p for d in build_dashboards(Targets()) for p in d.panels if p.live}
+        assert len(live) == 6
+        for key, panel in live.items():
+            for _, expr in panel.promql:
+                assert prom.query(expr), (key, expr)
+        assert prom.value(live["live_warehouse_down"].promql[0][1]) == 0
+        assert prom.value(live["live_workers"].promql[0][1]) == 1
+        results = {r["metric"]["result"] for r in prom.query(live["live_messages"].promql[0][1])}
+        assert {"accepted", "duplicate", "refused"} <= results
         assert pipeline.stop_worker() == 0
     finally:
         prom.stop()
