@@ -111,15 +111,20 @@ def test_faust_worker_sigkilled_three_times_mid_stream(pipeline: Pipeline, topic
     total = len(sim.messages)
     bootstrap = pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"]
     published = threading.Event()
+    killed = threading.Event()  # the third kill is done: the rest of the stream may come
     failures: list[BaseException] = []
+    held_back = 5_000  # published only after the third kill: every kill is mid-stream
 
     def publish() -> None:
         try:  # in slices, so that the stream is still arriving while the worker is killed
-            step = 1_000
-            for start in range(0, total, step):
-                part = sim.messages[start : start + step]
+            step = 500
+            for start in range(0, total - held_back, step):
+                part = sim.messages[start : min(start + step, total - held_back)]
                 publish_raw(bootstrap, topics, ((m.kind, m.key, m.value) for m in part))
-                time.sleep(0.4)
+                time.sleep(0.3)
+            killed.wait(300)
+            rest = sim.messages[total - held_back :]
+            publish_raw(bootstrap, topics, ((m.kind, m.key, m.value) for m in rest))
         except BaseException as exc:  # reported by the test thread below
             failures.append(exc)
         finally:
@@ -139,6 +144,7 @@ def test_faust_worker_sigkilled_three_times_mid_stream(pipeline: Pipeline, topic
         pipeline.kill_worker()
         (pipeline.data_dir / "worker-status.json").unlink(missing_ok=True)
     assert not published.is_set(), "publishing ended before the third kill: not mid-stream"
+    killed.set()
     pipeline.start_worker()
     published.wait(300)
     assert not failures, failures
