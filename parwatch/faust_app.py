@@ -3,9 +3,10 @@
     faust -A parwatch.faust_app worker -l info --web-host 127.0.0.1 --web-port 6066
 
 Settings are read once, here, from ``PARWATCH_*`` like ``parwatch worker --engine faust``
-(``PARWATCH_WORKER_ROLE``: ``all`` or ``classify``). When Faust starts the app, its first task
-applies missing migrations (not for a classifier), serves the embedded warehouse's query
-endpoint when this process owns it, and starts the chain (decoding processes, producer); Faust's
+(``PARWATCH_WORKER_ROLE``: ``all`` or ``classify``). Importing this module applies missing
+migrations (not for a classifier: its first assignment reads the warehouse); when Faust starts
+the app, its task serves the embedded warehouse's query endpoint when this process owns it, and
+the chain (decoding processes, producer) starts before the first assignment or batch; Faust's
 shutdown closes them. What ``parwatch worker`` adds and this does not: the Prometheus endpoint
 and the worker's garbage-collector policy (``gc_policy``).
 """
@@ -18,6 +19,7 @@ from parwatch import wiring
 from parwatch.commands.migrate import prepare
 from parwatch.commands.worker import _serve_queries, worker_config
 from parwatch.settings import Settings
+from streams.warehouse.query_endpoint import QueryServer
 from streams.worker.config import FAUST_ROLES
 from streams.worker.faust_engine import FaustEngine
 
@@ -26,27 +28,24 @@ if settings.worker_role not in FAUST_ROLES:
     raise SystemExit(f"PARWATCH_WORKER_ROLE={settings.worker_role}: the Faust engine runs "
                      f"{' and '.join(FAUST_ROLES)}")  # fmt: skip
 cfg = worker_config(settings, settings.worker_role, "faust")
+settings.data_dir.mkdir(parents=True, exist_ok=True)
+_endpoint: list[QueryServer] = []
+# Before Faust joins the group: the first assignment reads the warehouse.
+if cfg.role != "classify":
+    _client = wiring.open_warehouse(settings, create_database=True)
+    prepare(_client, settings)
+    _client.close()
 engine = FaustEngine(cfg)
 app = engine.app
-_endpoint = []
 
 
 @app.task
 async def _start() -> None:
-    loop = asyncio.get_running_loop()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.role != "classify":
-
-        def migrate() -> None:
-            client = wiring.open_warehouse(settings, create_database=True)
-            prepare(client, settings)
-            client.close()
-
-        await loop.run_in_executor(None, migrate)
-        if cfg.warehouse.embedded:
-            server = await loop.run_in_executor(None, _serve_queries, cfg, settings)
-            if server is not None:
-                _endpoint.append(server)
+    if cfg.role != "classify" and cfg.warehouse.embedded:
+        loop = asyncio.get_running_loop()
+        server = await loop.run_in_executor(None, _serve_queries, cfg, settings)
+        if server is not None:
+            _endpoint.append(server)
     await engine.start_chain()
 
 

@@ -121,7 +121,8 @@ class FaustEngine:
         self.app = make_app(cfg)
         self.consumer: ConsumerView | None = ConsumerView(self.app)
         self._stop = asyncio.Event()
-        self._ready = asyncio.Event()  # the chain started: the agent may apply batches
+        self._starting = asyncio.Lock()
+        self._started = False
         self._busy = asyncio.Lock()  # held while a batch is applied and written
         self._failure: BaseException | None = None  # what stopped the agent, raised by ``run``
         topic = self.app.topic(
@@ -138,9 +139,12 @@ class FaustEngine:
         self._stop.set()
 
     async def start_chain(self) -> None:
-        """Start the decoding processes and the producer; then the agent applies batches."""
-        await self.chain.start()
-        self._ready.set()
+        """Start the decoding processes and the producer, once: before the app starts, or (under
+        Faust's command line) at the first assignment or batch, whichever comes first."""
+        async with self._starting:
+            if not self._started:
+                await self.chain.start()
+                self._started = True
 
     async def run(self) -> None:
         """Run the app in this event loop until ``stop``; then finish the batch in hand, commit
@@ -166,7 +170,7 @@ class FaustEngine:
     async def _agent(self, stream: Any) -> None:
         chain = self.chain
         async for events in stream.noack_take(self.cfg.max_rows, within=self.cfg.flush_interval_s):
-            await self._ready.wait()
+            await self.start_chain()
             async with self._busy:
                 try:
                     await self._apply(stream, events)
@@ -207,6 +211,7 @@ class FaustEngine:
     async def _assigned(self, app: Any, assigned: set[TP], **kwargs: Any) -> None:
         names = sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
         log.info("partitions assigned: %s", ", ".join(names))
+        await self.start_chain()  # the destination's barrier may need the producer
         self.chain.stats.assigned = names
         await self.chain.destination.settle(self._stop)
         await self.chain.states.load_known()
