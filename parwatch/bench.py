@@ -50,7 +50,6 @@ from kafka.errors import KafkaError
 from parwatch import wiring
 from parwatch.bench_probes import (
     BenchError,
-    WorkerProcess,
     accepted_event_ids,
     bare_producer_rate,
     consume_all,
@@ -65,6 +64,7 @@ from parwatch.broker import EmbeddedBroker, TopicSpec
 from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from parwatch.settings import Settings
+from parwatch.worker_process import WorkerProcess
 from producers.simulation.messages import Message
 from producers.simulation.raw import publish_raw
 from producers.simulation.simulator import SimulationConfig, simulate

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
@@ -33,7 +29,6 @@ from producers.simulation.messages import Message
 from schemas.decoding import decode
 from schemas.errors import InvalidEvent
 from schemas.topics import Topics
-from streams.worker.status import read_status
 
 
 class BenchError(UsageError):
@@ -44,103 +39,6 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0..1) of an ascending, non-empty sequence."""
     rank = max(1, math.ceil(q * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
-def process_tree_memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS, peak RSS) of ``pid`` and its descendants, from /proc, in MiB (peaks summed)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier.extend(children)
-    rss = peak = 0.0
-    for p in tree:
-        try:
-            lines = Path(f"/proc/{p}/status").read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                kib = float(line.split()[1])
-                if line.startswith("VmRSS:"):
-                    rss += kib / 1024
-                else:
-                    peak += kib / 1024
-    return rss, peak
-
-
-class WorkerProcess:
-    """A ``parwatch worker`` subprocess and its status file."""
-
-    def __init__(self, env: Mapping[str, str], work_dir: Path) -> None:
-        self.env, self.log_path = dict(env), work_dir / "worker.log"
-        self.status_path = work_dir / "worker-status.json"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.started_at = time.time()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "parwatch.cli", "worker", "--no-migrate",
-                 "--loglevel", "warning"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def memory_mb(self) -> tuple[float, float]:
-        assert self.proc is not None
-        return process_tree_memory_mb(self.proc.pid)
-
-    def wait_for(
-        self, expected: int, *, after: int, timeout_s: float, progress: Progress
-    ) -> tuple[tuple[float, int], tuple[float, int]]:
-        """Poll the status file until ``expected`` messages are durable. Returns the
-        (wall time, messages) of the first status past ``after`` messages and of the last."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        first: tuple[float, int] | None = None
-        while True:
-            status = read_status(self.status_path) or {}
-            done = int(status.get("messages", 0))
-            stamp = status.get("updated_at")
-            at = datetime.fromisoformat(stamp).timestamp() if stamp else time.time()
-            if first is None and done > after:
-                first = (at, done)
-            progress(done - after)
-            if done >= expected:
-                progress.done(done - after)
-                assert first is not None
-                return first, (at, done)
-            if self.proc.poll() is not None:
-                raise BenchError(
-                    f"the worker exited (code {self.proc.returncode}); see {self.log_path}"
-                )
-            if time.monotonic() > deadline:
-                raise BenchError(
-                    f"the worker made {done:,} of {expected:,} messages durable in "
-                    f"{timeout_s:.0f} s; see {self.log_path}"
-                )
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def create_topics(bootstrap: str, specs: Iterable[TopicSpec], options: Mapping[str, Any]) -> None:

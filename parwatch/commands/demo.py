@@ -6,9 +6,6 @@ import argparse
 import json
 import os
 import shlex
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 
@@ -50,11 +47,12 @@ def _compare(truth: list[dict[str, object]], measured: list[dict[str, object]]) 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from parwatch.broker import EmbeddedBroker
+    from parwatch.worker_process import WorkerProcess
     from producers.simulation.raw import publish_raw
     from producers.simulation.simulator import SimulationConfig, describe, simulate, write_truth
     from schemas.kpi import rows_to_json
     from streams.warehouse.kpi_query import read_kpis
-    from streams.worker.status import wait_for_messages
+    from streams.worker.status import read_status
 
     if args.events <= 0:
         raise UsageError("--events must be positive")
@@ -75,37 +73,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         env = {**os.environ, "PARWATCH_KAFKA_BOOTSTRAP": broker.bootstrap,
                "PARWATCH_DATA_DIR": str(demo_dir), "PARWATCH_CLICKHOUSE_URL": url,
                "PARWATCH_BROKER_SESSION_TIMEOUT_S": "3"}  # fmt: skip
-        log_path = demo_dir / "worker.log"
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "parwatch.cli", "worker", "--loglevel", "warning"],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+        worker = WorkerProcess(env, demo_dir, migrate=True)
+        worker.start()
+        try:
+            progress = Progress("publishing", len(sim.messages))
+            started = time.monotonic()
+            publish_raw(
+                broker.bootstrap, settings.topics,
+                ((m.kind, m.key, m.value) for m in sim.messages), progress=progress,
             )  # fmt: skip
-            try:
-                progress = Progress("publishing", len(sim.messages))
-                started = time.monotonic()
-                publish_raw(
-                    broker.bootstrap, settings.topics,
-                    ((m.kind, m.key, m.value) for m in sim.messages), progress=progress,
-                )  # fmt: skip
-                progress.done(len(sim.messages))
-                ingest = Progress("ingested", len(sim.messages))
-                status = wait_for_messages(
-                    demo_dir / "worker-status.json", len(sim.messages),
-                    timeout_s=args.timeout, alive=lambda: worker.poll() is None,
-                    progress=ingest,
-                )  # fmt: skip
-                ingest.done(int(status["messages"]))
-                elapsed = time.monotonic() - started
-            except (RuntimeError, TimeoutError) as exc:
-                raise UsageError(f"{exc}; see {log_path}") from None
-            finally:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+            progress.done(len(sim.messages))
+            worker.wait_for(len(sim.messages), timeout_s=args.timeout,
+                            progress=Progress("ingested", len(sim.messages)))  # fmt: skip
+            elapsed = time.monotonic() - started
+        finally:
+            worker.stop()
+    status = read_status(worker.status_path) or {}
     results = status["by_result"]
     print(
         f"worker: {status['messages']} messages in {elapsed:.1f} s from first publish "
