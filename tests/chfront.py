@@ -40,13 +40,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-TRANSPORT_PARAMS = frozenset({
-    "query", "database", "default_format", "query_id", "session_id", "session_timeout",
-    "session_check", "compress", "decompress", "wait_end_of_query", "buffer_size",
-    "enable_http_compression", "http_zlib_compression_level", "send_progress_in_http_headers",
-    "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
-    "client_protocol_version", "user", "password", "quota_key", "role",
-})  # fmt: skip
+from streams.warehouse.query_endpoint.protocol import TRANSPORT_PARAMS  # ClickHouse's own
+
 _INSERT = re.compile(
     rb"^\s*INSERT\s+INTO\s+(?P<table>[A-Za-z0-9_.`\"]+)\s*(?:\((?P<cols>[^)]*)\))?\s*"
     rb"(?:SETTINGS\s+(?P<settings>.*?)\s*)?FORMAT\s+(?P<fmt>[A-Za-z0-9_]+)[ \t]*\r?\n?",
