@@ -45,12 +45,9 @@ cheaper than kafka-python does (``partitioning``). No callback is attached to th
 Why the yield: kafka-python sends from its own thread, which needs the GIL. A thread that calls
 ``publish`` in a tight loop (a backfill) holds the GIL but for the moments Python forces a
 switch, so the sender thread gets it late, ever fuller batches pile up, and the publishing
-thread itself slows down (more garbage-collector work and page faults for the piled-up
-batches): measured on the 2-core bench machine, 60k events a run, a quarter to a half of the
-runs fell to 15-18k events/s from 24-27k. With the sender let in every 256 sends (and the
-cheaper validation and partition hash that came with it), no run of 20 fell below 24k, and
-SDK/bare (medians of five pairs, four sets) went from 0.58-0.77 to 0.84-0.87. Yielding more
-often costs throughput (every 64 sends: 21-22k), as smaller batches mean more requests.
+thread itself slows down. ``publish`` lets the sender in every ``YIELD_EVERY`` direct sends;
+more often costs throughput (smaller batches, more requests). The measurements behind the
+figure are in CHANGELOG.md.
 
 Thread safety: ``publish``, ``flush`` and ``stats`` may be called from several threads.
 Callbacks (``on_delivery``) run on the drainer thread, or on the thread calling ``flush``,
