@@ -22,6 +22,7 @@ from parwatch.broker import EmbeddedBroker
 from schemas.kpi import KpiRow, rows_to_json
 from schemas.topics import Topics
 from streams.worker.status import wait_for_messages
+from tests.chfront import ChFront
 
 
 def free_port() -> int:
@@ -140,3 +141,12 @@ def pipeline(broker: EmbeddedBroker, topics: Topics, tmp_path: Path) -> Iterator
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def front(warehouse: Any) -> Iterator[ChFront]:
+    """A ClickHouse HTTP front over this process's chdb (``tests.chfront``), for outages."""
+    f = ChFront(warehouse)
+    f.start()
+    yield f
+    f.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import clickhouse_connect
@@ -30,14 +29,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
 EVENTS = 60_000
 OUTAGE_S = 30.0
 RSS_GROWTH_LIMIT_KB = 10 * 1024  # far below what is published during the outage
-
-
-@pytest.fixture
-def front(warehouse: Any) -> Iterator[ChFront]:
-    f = ChFront(warehouse)
-    f.start()
-    yield f
-    f.stop()
 
 
 def _rss_kb(pid: int) -> int:

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +112,6 @@ def http_status(url: str) -> int:
             return int(r.status)
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-@pytest.fixture
-def front(warehouse: Any) -> Iterator[ChFront]:
-    f = ChFront(warehouse)
-    f.start()
-    yield f
-    f.stop()
 
 
 def test_prometheus_scrapes_the_worker_through_an_outage(
