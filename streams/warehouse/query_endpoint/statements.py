@@ -99,7 +99,6 @@ class Statement:
 
     sql: str
     output_format: str
-    kind: str  # the syntax tree's root node type, e.g. SelectWithUnionQuery
     format_clause: bool  # whether the client's text named the format (FORMAT …)
     statement: str  # the canonical text as the client wrote it, without a format added
 
@@ -192,5 +191,5 @@ def inspect(client: Client, text: str, default_format: str, params: dict[str, An
     if fmt not in OUTPUT_FORMATS:
         raise QueryError(UNKNOWN_FORMAT, f"parwatch: format {fmt[:40]} is not served here")
     run = sql if named else f"{sql}\nFORMAT {fmt}"
-    return Statement(sql=run, output_format=fmt, kind=kind, format_clause=bool(named),
+    return Statement(sql=run, output_format=fmt, format_clause=bool(named),
                      statement=sql)  # fmt: skip
