@@ -33,6 +33,7 @@ class BrokerError(ParwatchError, RuntimeError):
 class TopicSpec:
     name: str
     partitions: int
+    compacted: bool = False  # cleanup.policy=compact (the latest event of each key is the state)
 
 
 def tansu_binary(override: Path | None = None) -> Path:
@@ -77,7 +78,10 @@ def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float 
     try:
         for spec in topics:
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(spec.name, spec.partitions, 1)])
+                configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+                admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)]
+                )
     finally:
         admin.close()
 

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     topic_inspections: str = "inspection-events"
     topic_services: str = "service-events"
     topic_dead_letters: str = "dead-letters"
+    topic_offerings: str = Field(
+        "service-offerings", description="offering/1 events (compacted): services' online levels"
+    )
     topic_warehouse_rows: str = Field(
         "warehouse-rows", description="classified rows, from `worker --role classify` to sinks"
     )
@@ -134,7 +137,10 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> Topics:
-        return Topics(self.topic_inspections, self.topic_services, self.topic_dead_letters)
+        return Topics(
+            self.topic_inspections, self.topic_services, self.topic_dead_letters,
+            self.topic_offerings,
+        )  # fmt: skip
 
     @property
     def topic_specs(self) -> list[TopicSpec]:
@@ -142,6 +148,7 @@ class Settings(BaseSettings):
         return [
             TopicSpec(t.inspections, self.partitions),
             TopicSpec(t.services, self.partitions),
+            TopicSpec(t.offerings, self.partitions, compacted=True),
             TopicSpec(t.dead_letters, self.dead_letter_partitions),
             TopicSpec(self.topic_warehouse_rows, self.partitions),
         ]

@@ -31,7 +31,8 @@ from pydantic_core import core_schema as cs
 
 from schemas.fields import EARLIEST, UUID_PATTERN
 from schemas.inspection import Activity, InspectionEventV1
-from schemas.service import Applicant, Form, ServiceEventV1
+from schemas.offering import OfferingEventV1
+from schemas.service import Applicant, Form, ServiceEventV1, ServiceEventV2
 
 # RFC 3339 as most systems write it; anything else (``t``, ``z``, nanoseconds) takes the
 # contract's path, which reads every form the contract allows.
@@ -95,9 +96,27 @@ class FastServiceEventV1(ServiceEventV1):
     applicant: _Applicant | None = None
 
 
-FAST_ADAPTER: TypeAdapter[InspectionEventV1 | ServiceEventV1] = TypeAdapter(
-    Annotated[FastInspectionEventV1 | FastServiceEventV1, Field(discriminator="schema_version")]
-)
+class FastServiceEventV2(ServiceEventV2):
+    event_id: FastEventId
+    occurred_at: FastTimestamp
+    due_at: FastTimestamp | None = None
+    procedure_code: _bounded(32)  # type: ignore[valid-type]
+    dossier_id: _bounded(64)  # type: ignore[valid-type]
+    form: _Form | None = None
+    applicant: _Applicant | None = None
+
+
+class FastOfferingEventV1(OfferingEventV1):
+    event_id: FastEventId
+    occurred_at: FastTimestamp
+    procedure_code: _bounded(32)  # type: ignore[valid-type]
+
+
+FastEvent = FastInspectionEventV1 | FastServiceEventV1 | FastServiceEventV2 | FastOfferingEventV1
+
+FAST_ADAPTER: TypeAdapter[
+    InspectionEventV1 | ServiceEventV1 | ServiceEventV2 | OfferingEventV1
+] = TypeAdapter(Annotated[FastEvent, Field(discriminator="schema_version")])
 
 
 # The fields of each fast model that hold a nested model (``decoding._nested`` of the contract's
@@ -105,10 +124,12 @@ FAST_ADAPTER: TypeAdapter[InspectionEventV1 | ServiceEventV1] = TypeAdapter(
 NESTED: dict[type, tuple[str, ...]] = {
     FastInspectionEventV1: ("activity",),
     FastServiceEventV1: ("form", "applicant"),
+    FastServiceEventV2: ("form", "applicant"),
+    FastOfferingEventV1: (),
 }
 
 
-def has_unnamed(event: FastInspectionEventV1 | FastServiceEventV1) -> bool:
+def has_unnamed(event: FastEvent) -> bool:
     """Whether a fast event (or a model nested in it) holds fields the contract does not name:
     ``decoding.has_unnamed_fields``, for these models, without its generic walk."""
     if event.__pydantic_extra__:

@@ -37,6 +37,11 @@ class Activity(BaseModel):
     system_code: Text | None = None
 
 
+InspectionKind = Literal["kiem_tra", "thanh_tra"]
+"""``kiem_tra``: a check by a state management agency (the 40% target counts these);
+``thanh_tra``: an inspectorate's inspection (stored, classified and shown, outside the target)."""
+
+
 def _when(event_type: str, then: dict[str, Any], otherwise: dict[str, Any] | None = None) -> Any:
     rule: dict[str, Any] = {
         "if": {"properties": {"event_type": {"const": event_type}}, "required": ["event_type"]},
@@ -48,7 +53,10 @@ def _when(event_type: str, then: dict[str, Any], otherwise: dict[str, Any] | Non
 
 
 class InspectionEventV1(BaseModel):
-    """One event of an inspection. Key: ``{agency_code}:{inspection_id}``."""
+    """One event of an inspection. Key: ``{agency_code}:{inspection_id}``.
+
+    ``kind`` (contract v2, optional in ``inspection/1``): absent is ``kiem_tra``.
+    """
 
     model_config = ConfigDict(
         **_MODEL_CONFIG,
@@ -74,6 +82,8 @@ class InspectionEventV1(BaseModel):
     activity: Activity | None = None
     sector: Text | None = None
     subject_type: Literal["enterprise", "household", "individual", "organization"] | None = None
+    # New in contract v2, optional: absent means ``kiem_tra``; the latest event carrying it decides.
+    kind: InspectionKind | None = None
 
     @model_validator(mode="after")
     def _activity_iff_activity_event(self) -> InspectionEventV1:

@@ -37,13 +37,14 @@ SHARDING_KEYS: dict[str, str] = {
     "inspection_classifications": "cityHash64(agency_code, inspection_id)",
     "service_events": "cityHash64(agency_code, dossier_id)",
     "service_submissions": "cityHash64(agency_code, dossier_id)",
+    "offering_events": "cityHash64(agency_code, procedure_code)",
     "dead_letters": "cityHash64(_topic, _partition, _offset)",
     "duplicates": "cityHash64(_topic, _partition, _offset)",
     "dead_letter_replays": "cityHash64(dl_topic, dl_partition, dl_offset)",
 }
 # Small tables every node holds whole.
 REPLICATED_EVERYWHERE: frozenset[str] = frozenset(
-    {"agencies", "procedures", "kpi_settings", "schema_migrations"}
+    {"agencies", "procedures", "annual_indices", "kpi_settings", "schema_migrations"}
 )
 
 SHARDED_PATH = "/clickhouse/tables/{shard}/{database}/{table}"

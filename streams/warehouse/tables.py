@@ -14,23 +14,28 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "inspection_events": (
         "event_id", "event_type", "occurred_at", "agency_code", "inspection_id",
         "activity_mode", "activity_online", "system_code", "sector", "subject_type", "schema",
-        "payload", "_topic", "_partition", "_offset", "_ingested_at",
+        "payload", "_topic", "_partition", "_offset", "_ingested_at", "kind",
     ),
     "service_events": (
         "event_id", "event_type", "occurred_at", "agency_code", "procedure_code", "dossier_id",
         "channel", "service_level", "fields_total", "fields_prefilled", "prefill_sources",
         "on_time", "applicant_type", "schema", "payload", "_topic", "_partition", "_offset",
-        "_ingested_at",
+        "_ingested_at", "due_at", "digitized", "reused_components", "payment_channel",
+        "result_electronic",
     ),
     "inspection_classifications": (
         "agency_code", "inspection_id", "classification", "has_online", "has_in_person",
         "activities", "opened_at", "concluded_at", "cancelled", "sector", "version",
-        "updated_at",
+        "updated_at", "kind",
     ),
     "service_submissions": (
         "event_id", "occurred_at", "agency_code", "procedure_code", "dossier_id", "channel",
         "service_level", "fields_total", "fields_prefilled", "prefill_class", "prefill_sources",
-        "_ingested_at",
+        "_ingested_at", "due_at", "digitized", "reused_components", "schema",
+    ),
+    "offering_events": (
+        "event_id", "occurred_at", "agency_code", "procedure_code", "level", "prefill_designed",
+        "schema", "payload", "_topic", "_partition", "_offset", "_ingested_at",
     ),
     "dead_letters": (
         "reason", "detail", "errors", "agency_code", "event_id", "payload", "_topic",
