@@ -9,12 +9,16 @@ from datetime import UTC, datetime
 import jsonschema
 import pytest
 
-from schemas import InspectionEventV1, InvalidEvent, Reason, ServiceEventV1, decode
+from schemas import InspectionEventV1, InvalidEvent, Reason, decode
 from schemas.catalog import load_catalog
+from schemas.events import MODELS, LatestEvent
 from schemas.example_payloads import load_examples
-from schemas.jsonschema_export import export, json_schemas
+from schemas.jsonschema_export import export, json_schemas, schema_file
 from schemas.kpi import classify_inspection
+from schemas.offering import OfferingEventV1
 from schemas.periods import period_of
+from schemas.service import ServiceEventV2
+from schemas.topics import Topics
 from tests.conftest import make_inspection_event, make_service_event
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -22,7 +26,7 @@ CATALOG = load_catalog()
 EXAMPLES = load_examples()
 
 
-def _decode(raw: bytes) -> InspectionEventV1 | ServiceEventV1:
+def _decode(raw: bytes) -> LatestEvent:
     return decode(raw, known_agency=CATALOG.agencies, now=NOW)
 
 
@@ -66,12 +70,100 @@ def test_json_schema_export_writes_valid_schemas(tmp_path) -> None:  # type: ign
     assert sorted(p.name for p in paths) == [
         "event.schema.json",
         "inspection-1.schema.json",
+        "offering-1.schema.json",
         "service-1.schema.json",
+        "service-2.schema.json",
     ]
     for p in paths:
         doc = json.loads(p.read_text(encoding="utf-8"))
         jsonschema.Draft202012Validator.check_schema(doc)
         assert "unknown_agency" in doc["description"]
+        assert doc["$id"] == p.name
+    docs = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in paths}
+    # Each file lists the pipeline-only rules of its own fields: offerings have no form.
+    assert "fields_prefilled" not in docs["offering-1.schema.json"]["description"]
+    assert "fields_prefilled" in docs["service-2.schema.json"]["description"]
+    assert "due_at may lie in the future" in docs["service-2.schema.json"]["description"]
+    assert docs["service-2.schema.json"]["title"] == "service/2"
+    assert docs["offering-1.schema.json"]["required"] == [
+        "schema", "event_id", "occurred_at", "agency_code", "procedure_code", "level",
+        "prefill_designed",
+    ]  # fmt: skip
+
+
+def _example_schema(example) -> str | None:  # type: ignore[no-untyped-def]
+    try:
+        schema = json.loads(example.raw).get("schema")
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return schema if schema in MODELS else None
+
+
+@pytest.mark.parametrize(
+    "example", [e for e in EXAMPLES if _example_schema(e)], ids=lambda e: e.name
+)
+def test_versioned_schema_file_agrees_with_models(example) -> None:  # type: ignore[no-untyped-def]
+    """Each example also gets its verdict from its own schema's file, not only from the union."""
+    document = json_schemas()[schema_file(_example_schema(example))]
+    validator = jsonschema.Draft202012Validator(
+        document, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    assert validator.is_valid(json.loads(example.raw)) is example.json_schema_valid
+
+
+def test_examples_sit_under_the_topic_and_version_of_their_schema() -> None:
+    topics = Topics()
+    for example in EXAMPLES:
+        schema = _example_schema(example)
+        if schema is None or example.name.startswith("refused/"):
+            continue
+        topic, version, _ = example.name.split("/")
+        assert (topic, version) == (topics.for_schema(schema), schema.split("/")[1]), example.name
+
+
+def test_v2_examples_cover_every_event_type_and_level() -> None:
+    accepted = [json.loads(e.raw) for e in EXAMPLES if e.reason is None]
+    v2 = {p["event_type"] for p in accepted if p["schema"] == "service/2"}
+    assert v2 == set(ServiceEventV2.model_fields["event_type"].annotation.__args__)
+    levels = {(p["level"], p["prefill_designed"]) for p in accepted if p["schema"] == "offering/1"}
+    assert {level for level, _ in levels} == {
+        "full_process", "partial", "not_online", "not_offered"
+    }  # fmt: skip
+    assert {prefill for _, prefill in levels} == {True, False}
+    kinds = {p.get("kind") for p in accepted if p["schema"] == "inspection/1"}
+    assert kinds == {None, "kiem_tra", "thanh_tra"}
+
+
+def _v2_errors(payload: dict) -> list[str]:  # type: ignore[type-arg]
+    validator = jsonschema.Draft202012Validator(json_schemas()["service-2.schema.json"])
+    return sorted(e.message for e in validator.iter_errors(payload))
+
+
+def test_service_2_if_then_rules_name_the_missing_field() -> None:
+    base = {
+        "schema": "service/2", "event_id": "5c1d2e3f-4a5b-4c6d-8e7f-000000000001",
+        "occurred_at": "2024-06-10T08:30:00+07:00", "agency_code": "TH-S-TP",
+        "procedure_code": "1.001193", "dossier_id": "D-1",
+    }  # fmt: skip
+    submitted = {**base, "event_type": "submitted", "channel": "counter",
+                 "due_at": "2024-06-14T17:00:00+07:00", "digitized": False}  # fmt: skip
+    assert _v2_errors(submitted) == []
+    for field in ("channel", "due_at", "digitized"):
+        without = {k: v for k, v in submitted.items() if k != field}
+        assert _v2_errors(without) == [f"'{field}' is a required property"], field
+    assert _v2_errors({**submitted, "digitized": None}) == ["None is not of type 'boolean'"]
+    online = {**submitted, "channel": "online"}
+    assert _v2_errors(online) == [
+        "'form' is a required property", "'service_level' is a required property"
+    ]  # fmt: skip
+    paid = {**base, "event_type": "paid"}
+    assert _v2_errors(paid) == ["'payment_channel' is a required property"]
+    assert _v2_errors({**paid, "payment_channel": "online"}) == []
+    completed = {**base, "event_type": "completed", "on_time": True}
+    assert _v2_errors(completed) == ["'result_electronic' is a required property"]
+    assert _v2_errors({**completed, "result_electronic": True}) == []
+    for kind in ("supplement_requested", "supplement_received", "rejected", "withdrawn"):
+        assert _v2_errors({**base, "event_type": kind}) == [], kind
 
 
 def test_pii_payload_is_redacted() -> None:
@@ -125,3 +217,20 @@ def test_classification_rule() -> None:
 def test_contract_key() -> None:
     event = _decode(json.dumps(make_service_event(dossier_id="HS-1")).encode())
     assert event.key == "TH-S-TP:HS-1"
+
+
+def test_contract_keys_and_topics_of_v2_schemas() -> None:
+    by_name = {e.name: e for e in EXAMPLES}
+    offering = _decode(by_name["service-offerings/1/partial_no_prefill"].raw)
+    assert isinstance(offering, OfferingEventV1)
+    assert offering.key == "TH-S-TP:1.000894"
+    dossier = _decode(by_name["service-events/2/paid_online"].raw)
+    assert isinstance(dossier, ServiceEventV2)
+    assert dossier.key == "TH-S-TP:000.00.16.H56-240610-0101"
+    inspection = _decode(by_name["inspection-events/1/opened_thanh_tra"].raw)
+    assert isinstance(inspection, InspectionEventV1)
+    assert (inspection.key, inspection.kind) == ("TH-S-TTTT:TT-TTTT-2024-003", "thanh_tra")
+    topics = Topics()
+    assert [topics.for_schema(s) for s in ("offering/1", "service/2", "service/1")] == [
+        "service-offerings", "service-events", "service-events"
+    ]  # fmt: skip
