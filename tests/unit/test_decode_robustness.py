@@ -15,6 +15,18 @@ from tests.conftest import make_inspection_event, make_service_event
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 AGENCIES = {"TH-S-TTTT", "TH-S-TP"}
+_EXAMPLES = {e.name: json.loads(e.raw) for e in load_examples() if e.reason is None}
+_V2 = _EXAMPLES["service-events/2/submitted_online_full_process"]
+_OFFERING = _EXAMPLES["service-offerings/1/full_process_prefill"]
+
+
+def _v2(**overrides: object) -> bytes:
+    return json.dumps({**_V2, **overrides}).encode()
+
+
+def _offering(**overrides: object) -> bytes:
+    return json.dumps({**_OFFERING, **overrides}).encode()
+
 
 HOSTILE = [
     b"", b"null", b"0", b'"x"', b"{}", b"\x00" * 10, b"\xff\xfe{}", b"{" * 100_000,
@@ -29,6 +41,27 @@ HOSTILE = [
     json.dumps(make_inspection_event(event_id=None)).encode(),
     json.dumps(make_service_event(on_time=1, event_type="completed")).encode(),
 ]  # fmt: skip
+
+INV, UNS, PII = Reason.INVALID_EVENT, Reason.UNSUPPORTED_SCHEMA, Reason.PII_DETECTED
+HOSTILE_V2 = {
+    "reused_huge": (_v2(reused_components=10**40), INV),
+    "reused_bool": (_v2(reused_components=True), INV),
+    "reused_float": (_v2(reused_components=1.5), INV),
+    "due_year_1": (_v2(due_at="0001-01-01T00:00:00Z"), INV),
+    "due_unix": (_v2(due_at=1718000000), INV),
+    "due_null": (_v2(due_at=None), INV),
+    "digitized_text": (_v2(digitized="yes"), INV),
+    "paid_cash": (_v2(event_type="paid", payment_channel="cash"), INV),
+    "completed_null_result": (_v2(event_type="completed", result_electronic=None), INV),
+    "service_3": (_v2(schema="service/3"), UNS),
+    "phone_nested": (_v2(ghi_chu={"sdt": ["+84 912 345 678"]}), PII),
+    "level_null": (_offering(level=None), INV),
+    "prefill_zero": (_offering(prefill_designed=0), INV),
+    "procedure_empty": (_offering(procedure_code=""), INV),
+    "occurred_space": (_offering(occurred_at="2024-06-01 00:00:00+07:00"), INV),
+    "offering_2": (_offering(schema="offering/2"), UNS),
+    "citizen_id_unnamed": (_offering(ma_dvc="038190012345"), PII),
+}
 
 
 def _check(raw: bytes) -> Reason | None:
@@ -68,3 +101,9 @@ def test_ten_thousand_mutations() -> None:
     assert sum(outcomes.values()) == 10_000
     assert outcomes.get("malformed_json", 0) > 1000
     assert outcomes.get("accepted", 0) > 0
+
+
+@pytest.mark.parametrize("name", HOSTILE_V2)
+def test_hostile_v2_payloads_get_the_reason_they_earn(name: str) -> None:
+    raw, reason = HOSTILE_V2[name]
+    assert _check(raw) is reason
