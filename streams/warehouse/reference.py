@@ -1,18 +1,23 @@
 """Reference data in the warehouse: the catalogs and the KPI settings (targets, policies).
 
-``load_catalog_tables`` replaces the ``agencies`` and ``procedures`` tables with the catalog's
-rows (reloadable at any time; the KPI views do not depend on them). ``write_kpi_settings``
-records targets and the hybrid policy, which the KPI views read.
+``load_catalog_tables`` replaces the ``agencies``, ``procedures`` and ``annual_indices`` tables
+with the catalog's rows (reloadable at any time; the KPI views do not depend on them).
+``write_kpi_settings`` records targets and the hybrid policy, which the KPI views read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
-from schemas.catalog import Catalog
+from schemas.catalog import AnnualIndex, Catalog
+
+ANNUAL_INDEX_TABLE_COLUMNS = [
+    "index_name", "year", "score", "scale", "rank", "ranked_of", "publisher", "source",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +29,8 @@ class KpiSettings:
 
 
 def load_catalog_tables(client: Client, catalog: Catalog) -> tuple[int, int]:
-    """Replace both catalog tables; return (agencies, procedures) loaded."""
+    """Replace the catalog tables (agencies, procedures, annual index results); return
+    (agencies, procedures) loaded."""
     agencies = [
         [a.code, a.name, a.kind, a.parent, a.valid_from, a.valid_to]
         for a in catalog.agencies.values()
@@ -45,7 +51,20 @@ def load_catalog_tables(client: Client, catalog: Catalog) -> tuple[int, int]:
         procedures,
         column_names=["code", "name", "agency", "level", "full_process_eligible"],
     )
+    load_annual_indices_table(client, catalog.annual_indices)
     return len(agencies), len(procedures)
+
+
+def load_annual_indices_table(client: Client, indices: Sequence[AnnualIndex]) -> int:
+    """Replace the ``annual_indices`` table with ``indices``; return how many were loaded."""
+    rows = [
+        [i.index_name, i.year, i.score, i.scale, i.rank, i.ranked_of, i.publisher, i.source]
+        for i in indices
+    ]
+    client.command("TRUNCATE TABLE IF EXISTS annual_indices")
+    if rows:
+        client.insert("annual_indices", rows, column_names=ANNUAL_INDEX_TABLE_COLUMNS)
+    return len(rows)
 
 
 def write_kpi_settings(client: Client, settings: KpiSettings) -> None:
