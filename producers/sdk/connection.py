@@ -8,14 +8,21 @@ Contract of ``Connector``:
   (security, compression...).
 * Topics are never created. Existence is checked with a metadata request for *all* topics,
   because some brokers (Tansu among them) create a topic that a metadata request names,
-  whatever ``allow_auto_create_topics`` says. A missing topic raises ``TopicMissing``: an
-  outage to retry, like a ``KafkaError``.
+  whatever ``allow_auto_create_topics`` says (with 4 partitions, and not compacted). A missing
+  topic raises ``TopicMissing``: an outage to retry, like a ``KafkaError``.
+* ``connect`` needs the inspection and service topics; the offerings topic (contract v2) is
+  verified too when it exists, and otherwise on the first spooled offering (``verify``), so a
+  publisher of dossier events runs where the offerings topic is not created yet. ``verified``
+  holds the topics checked for the current producer: only records of those topics may be
+  handed to it directly (a send to any other topic would name it in a metadata request and so
+  create it). It is replaced, never changed in place, so any thread may read it.
 * Blocking: ``connect`` and ``verify`` block for about ``connect_timeout_s`` per request at
   most; ``retire`` for up to ``delivery_timeout_s + request_timeout_s`` and one second more.
 * ``outage`` logs a warning when an outage starts and every minute of it, debug in between; the
   next successful ``connect`` ends the outage.
-* Thread safety: none. One thread at a time uses a ``Connector``: the publisher's constructor,
-  then its drainer, then ``close`` once the drainer has stopped.
+* Thread safety: none, but for reading ``verified``. One thread at a time uses a
+  ``Connector``: the publisher's constructor, then its drainer, then ``close`` once the drainer
+  has stopped.
 """
 
 from __future__ import annotations
@@ -40,35 +47,38 @@ class Connector:
     def __init__(self, config: PublisherConfig) -> None:
         self.config = config
         self._required = (config.topics.inspections, config.topics.services)
-        self._verified: set[str] = set()
+        self._optional = (config.topics.offerings,)
+        self.verified: frozenset[str] = frozenset()
         self._outage_since: float | None = None
         self._outage_logged = 0.0
 
     def connect(self) -> KafkaProducer:
         """A fresh producer whose topics exist and whose metadata is loaded. Raises KafkaError
         (broker unreachable) or TopicMissing."""
-        self._check_topics_exist(self._required)
+        existing = self._check_topics_exist(self._required)
+        topics = self._required + tuple(t for t in self._optional if t in existing)
+        self.verified = frozenset()
         producer = KafkaProducer(**self._producer_options())
         try:
-            for topic in self._required:
+            for topic in topics:
                 producer.partitions_for(topic)
         except KafkaError:
             self.retire(producer)
             raise
-        self._verified = set(self._required)
+        self.verified = frozenset(topics)
         self._outage_since = None
         return producer
 
     def verify(self, producer: KafkaProducer, topics: Iterable[str]) -> None:
         """Check that ``topics`` exist and load their metadata into ``producer`` (once per topic
         and connection). Raises KafkaError or TopicMissing."""
-        unknown = set(topics) - self._verified
+        unknown = set(topics) - self.verified
         if not unknown:
             return
         self._check_topics_exist(unknown)
         for topic in unknown:
             producer.partitions_for(topic)
-        self._verified |= unknown
+        self.verified = self.verified | unknown
 
     def outage(self, exc: BaseException, spool_pending: int) -> None:
         """Log a failed connection: a warning at the start of an outage and every minute of it
@@ -99,12 +109,13 @@ class Connector:
         except KafkaError as exc:
             log.debug("closing a retired producer: %s", describe(exc))
 
-    def _check_topics_exist(self, topics: tuple[str, ...] | set[str]) -> None:
+    def _check_topics_exist(self, topics: tuple[str, ...] | set[str]) -> set[str]:
+        """Raise TopicMissing unless every one of ``topics`` exists; return all that exist."""
         # A metadata request for *all* topics, which never creates one (a request naming a
         # missing topic makes Tansu create it with 4 partitions, whatever the flag says).
         probe = KafkaConsumer(**self._probe_options())
         try:
-            existing = probe.topics()
+            existing: set[str] = probe.topics()
         finally:
             probe.close()
         missing = sorted(t for t in topics if t not in existing)
@@ -113,6 +124,7 @@ class Connector:
                 f"topic(s) {', '.join(missing)} do not exist; create them with their partition "
                 "counts (the publisher never creates topics)"
             )
+        return existing
 
     def _common_options(self) -> dict[str, Any]:
         return common_options(self.config)

@@ -7,10 +7,12 @@ Contract of ``Preparer.prepare(event, now=None)``:
 * Validation is the pipeline's own: ``schemas.decoding.accept_fast`` (the fast models' yes, which
   ``decode`` gives too) and, whenever that does not settle it, ``schemas.decode`` itself; so the
   SDK accepts exactly what the pipeline accepts.
-* Returns a ``PreparedRecord``: the topic of the event's schema, the key
-  ``{agency_code}:{inspection_id|dossier_id}``, the value, the ``event_id`` (unless built with
-  ``event_ids=False``) and the Kafka headers: with a signing key, ``parwatch-key-id`` and
-  ``parwatch-signature`` (HMAC-SHA256 of exactly the value bytes, ``schemas.signing``).
+* Returns a ``PreparedRecord``: the topic of the event's schema (``Topics.for_schema``), the
+  contract's key (the model's ``key``: ``{agency_code}:{inspection_id}``,
+  ``{agency_code}:{dossier_id}`` or ``{agency_code}:{procedure_code}``), the value, the
+  ``event_id`` (unless built with ``event_ids=False``) and the Kafka headers: with a signing
+  key, ``parwatch-key-id`` and ``parwatch-signature`` (HMAC-SHA256 of exactly the value bytes,
+  ``schemas.signing``).
   Raises ``PublishError`` for an event the contract refuses (too large, not JSON, invalid, or,
   when signing, of another agency than the key's: ``bad_signature``) and ``TypeError`` for
   something that is not an event at all.

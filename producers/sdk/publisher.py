@@ -6,7 +6,10 @@ Contract of ``Publisher``:
 * ``publish(event)`` serialises the event to the exact bytes that will be sent (UTF-8 JSON,
   NFC), validates them with ``schemas.decode`` (the same check the pipeline runs), and refuses
   an invalid event with ``PublishError`` in the caller, before anything is sent. A valid event
-  is keyed ``{agency_code}:{inspection_id|dossier_id}`` and goes to the topic of its schema.
+  is keyed as the contract says (``{agency_code}:{inspection_id}``, ``{agency_code}:{dossier_id}``
+  for ``service/1`` and ``service/2``, ``{agency_code}:{procedure_code}`` for ``offering/1``)
+  and goes to the topic of its schema (``PublisherConfig.topics``: inspections, services,
+  offerings).
 * Blocking: ``publish`` does not wait for the broker. On the happy path it hands the record to
   kafka-python's producer (no fsync, no thread hop), and every ``YIELD_EVERY`` (256) of those it
   lets other threads run (``time.sleep(0)``: microseconds when none is waiting, else until the
@@ -34,7 +37,9 @@ Contract of ``Publisher``:
   acknowledgements within a batch (``drainer``).
 * Topics are never created implicitly (``allow_auto_create_topics=False``, and existence is
   checked with an all-topics metadata request, since some brokers, Tansu among them, ignore the
-  flag): a missing topic is an outage to retry, logged, and events wait in the spool.
+  flag): a missing topic is an outage to retry, logged, and events wait in the spool. The
+  inspection and service topics must exist to send anything; the offerings topic only once an
+  offering is published (the first offering then goes through the spool, which checks it).
 
 Cost: on the happy path ``publish`` adds to kafka-python's ``send`` the validation (the fast
 models' yes, ``schemas.decoding.accept_fast``, about 5 us) and about 3 us more; it saves the
@@ -165,7 +170,8 @@ class Publisher:
         if self._closed:
             raise PublisherClosed("publish() after close()")
         producer = state.producer
-        if state.direct and producer is not None:
+        # Only to a topic checked for this producer: a send to another one would create it.
+        if state.direct and producer is not None and record.topic in self._connector.verified:
             topic, key, value, _, headers = record
             try:
                 partition = None

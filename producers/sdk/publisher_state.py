@@ -5,9 +5,9 @@ Contract:
 * One lock guards every field. ``drain_cv`` (wakes the drainer) and ``idle_cv`` (wakes
   ``flush``/``drain`` waiters) are conditions on that lock; whoever changes what a waiter waits
   for notifies the matching condition while holding the lock.
-* The one unlocked read: ``publish`` reads ``direct`` and ``producer`` on its fast path. A stale
-  value costs no event: the send then fails into the spool, or the event is spooled behind
-  whatever the drainer is sending.
+* The one unlocked read: ``publish`` reads ``direct`` and ``producer`` (and the connector's
+  ``verified`` topics) on its fast path. A stale value costs no event: the send then fails into
+  the spool, or the event is spooled behind whatever the drainer is sending.
 * Holding the lock, code does no network I/O and waits for nothing but these conditions
   (a spool ``append`` is one local ``write``).
 """

@@ -70,8 +70,11 @@ def mixed_events(n: int, seed: int = 7) -> list[dict[str, Any]]:
 
 
 def contract_key(event: dict[str, Any]) -> bytes:
-    local = event["inspection_id"] if event["schema"] == "inspection/1" else event["dossier_id"]
-    return f"{event['agency_code']}:{local}".encode()
+    """The contract's key of each schema (EVENTS.md "Transport")."""
+    field = {"inspection/1": "inspection_id", "offering/1": "procedure_code"}.get(
+        event["schema"], "dossier_id"
+    )
+    return f"{event['agency_code']}:{event[field]}".encode()
 
 
 def expected_partition(key: bytes, partitions: int) -> int:
