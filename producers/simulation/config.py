@@ -15,6 +15,8 @@ class SimulationConfig:
     start: date = date(2024, 1, 1)
     end: date = date(2025, 12, 31)  # inclusive; no event occurs later
     inspection_share: float = 0.30  # of the messages; the rest are service events
+    offering_share: float = 0.03  # of the messages, at most: offering/1 lines of chosen services
+    v1_agency_share: float = 0.15  # of agencies: not upgraded, they send service/1 as before
     # Inspections
     cancel_rate: float = 0.04
     no_activity_rate: float = 0.06  # concluded without any activity: unclassified
@@ -22,14 +24,27 @@ class SimulationConfig:
     straggler_rate: float = 0.03  # an activity delivered after the conclusion
     activity_after_conclusion_rate: float = 0.03  # an activity that occurs after it
     month_boundary_rate: float = 0.03  # concluded 00:00–07:00 local on a month's first day
+    thanh_tra_share: float = 0.05  # of other agencies' inspections (TH-TTR's are all thanh_tra)
     # Dossiers
     channel_mix: tuple[float, float, float] = (0.60, 0.32, 0.08)  # online, counter, postal
     after_hours_share: float = 0.2  # of online submissions
     completion_rate: float = 0.82
-    rejection_rate: float = 0.10  # the rest stay open
+    rejection_rate: float = 0.10
+    withdrawal_rate: float = 0.03  # service/2 only; the rest stay open
     on_time_rate: float = 0.85  # mean over agencies
     never_prefill_share: float = 0.2  # of procedures
     prefill_trend: float = 0.10
+    # Dossier lifecycles (service/2); "trend" is the rise over the range
+    supplement_rate: float = 0.12  # of dossiers: the agency asks for a supplement
+    digitized_rate: float = 0.75
+    digitized_trend: float = 0.20
+    reuse_rate: float = 0.10  # P(reused_components >= 1)
+    reuse_trend: float = 0.35
+    fee_share: float = 0.5  # of procedures: a fee is paid
+    online_payment_rate: float = 0.45
+    online_payment_trend: float = 0.35
+    electronic_result_rate: float = 0.70  # of online dossiers' results (counter ones: half)
+    electronic_result_trend: float = 0.25
     # Delivery
     duplicate_rate: float = 0.02
     late_duplicate_share: float = 0.25  # of duplicates: re-sent 1–30 days later
@@ -51,8 +66,8 @@ class SimulationConfig:
                 raise ValueError(f"{f.name} must be within 0..1, got {value}")
         if len(self.channel_mix) != 3 or min(self.channel_mix) < 0 or sum(self.channel_mix) <= 0:
             raise ValueError("channel_mix: three non-negative weights (online, counter, postal)")
-        if self.completion_rate + self.rejection_rate > 1.0:
-            raise ValueError("completion_rate + rejection_rate must not exceed 1")
+        if self.completion_rate + self.rejection_rate + self.withdrawal_rate > 1.0:
+            raise ValueError("completion_rate + rejection_rate + withdrawal_rate must not exceed 1")
         if self.now is not None and self.now.utcoffset() is None:
             raise ValueError("now must carry a UTC offset")
 

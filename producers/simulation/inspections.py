@@ -6,6 +6,10 @@ Some inspections are ``cancelled`` (before, or sometimes after, their conclusion
 in the first hours of a month (still the previous month in UTC); some have an activity that is
 overtaken by the conclusion in delivery, or that takes place after the conclusion. Events that
 would fall after the simulated range are left out: such an inspection is still open.
+
+Contract v2's optional ``kind`` rides on ``opened`` (and on ``concluded`` for ``thanh_tra``):
+the inspectorate's inspections and a small share of others are ``thanh_tra``, the rest
+``kiem_tra`` or without it; agencies that have not upgraded never send it.
 """
 
 from __future__ import annotations
@@ -68,7 +72,9 @@ def inspection(t: Traffic, t0: datetime, progress: float) -> list[Draft]:
     rng, cfg, cal = t.rng, t.cfg, t.calendar
     code = t.pick(t0.date(), ("department",), ("province",))
     sector = t.profile[code].sector
-    ids = {"inspection_id": f"KT-{t0.year}-{t.next_seq():07d}"}
+    kind = t.inspection_kind(code)
+    ids = {"inspection_id": f"{'TT' if kind == 'thanh_tra' else 'KT'}-{t0.year}-{t.next_seq():07d}"}
+    tagged = {"kind": kind} if kind is not None else {}
     drafts: list[Draft] = []
 
     def add(event_type: str, at: datetime, extra: dict[str, Any]) -> None:
@@ -80,7 +86,7 @@ def inspection(t: Traffic, t0: datetime, progress: float) -> list[Draft]:
         drafts[-1].publish_after = publish_after
 
     subject = rng.choices(SUBJECTS, SUBJECT_WEIGHTS)[0]
-    add("opened", t0, {"sector": sector, "subject_type": subject})
+    add("opened", t0, {"sector": sector, "subject_type": subject} | tagged)
     activities: list[tuple[datetime, bool]] = []
     last: datetime | None = t0
     for online in _modes(t, code, progress):
@@ -110,7 +116,7 @@ def inspection(t: Traffic, t0: datetime, progress: float) -> list[Draft]:
     if concluded is None:
         return drafts
     conclusion = len(drafts)
-    add("concluded", concluded, {"sector": sector})
+    add("concluded", concluded, {"sector": sector} | (tagged if kind == "thanh_tra" else {}))
     if straggler is not None:  # took place before the conclusion, delivered after it
         add_activity(*straggler, publish_after=conclusion)
     if (activities or straggler) and rng.random() < cfg.activity_after_conclusion_rate:

@@ -1,7 +1,7 @@
 """Simulated messages as they go on the wire, and their JSON Lines file form.
 
-A ``Message`` is a topic kind (``inspection`` / ``service``) and the exact value bytes; its key is
-derived from the value. A JSON Lines file holds one value per line, nothing else, so it is exactly
+A ``Message`` is a topic kind (``inspection`` / ``service`` / ``offering``) and the exact value
+bytes; its key is derived from the value. A JSON Lines file holds one value per line, nothing else, so it is exactly
 what agencies would send; the kind is restored from the value (``topic_kind``), including for
 deliberately broken values.
 """
@@ -14,29 +14,36 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-_SCHEMA_KIND = re.compile(rb'"schema"\s*:\s*"(inspection|service)/')
+_SCHEMA_KIND = re.compile(rb'"schema"\s*:\s*"(inspection|service|offering)/')
 
 
 class Message(NamedTuple):
-    """One message to publish: topic kind (``inspection`` / ``service``) and the exact value."""
+    """One message to publish: topic kind (``inspection`` / ``service`` / ``offering``) and the
+    exact value."""
 
     kind: str
     value: bytes
 
     @property
     def key(self) -> bytes | None:
-        """The contract's key, ``{agency_code}:{inspection_id|dossier_id}``; ``None`` when the
-        value is too broken to have one (the producer then lets the broker pick a partition)."""
+        """The contract's key, ``{agency_code}:{inspection_id|dossier_id|procedure_code}``;
+        ``None`` when the value is too broken to have one (the producer then lets the broker pick
+        a partition)."""
         return message_key(self.value)
 
 
 def topic_kind(raw: bytes) -> str:
     """The topic kind of a value: from its schema, else ``inspection`` if it names an
-    inspection, else ``service``. Every simulated message's ``kind`` is ``topic_kind(value)``."""
+    inspection, ``service`` if it names a dossier, ``offering`` if it names an offering level,
+    else ``service``. Every simulated message's ``kind`` is ``topic_kind(value)``."""
     m = _SCHEMA_KIND.search(raw)
     if m:
         return m.group(1).decode()
-    return "inspection" if b'"inspection_id"' in raw else "service"
+    if b'"inspection_id"' in raw:
+        return "inspection"
+    if b'"dossier_id"' not in raw and b'"prefill_designed"' in raw:
+        return "offering"
+    return "service"
 
 
 def message_key(raw: bytes) -> bytes | None:
@@ -46,7 +53,8 @@ def message_key(raw: bytes) -> bytes | None:
         return None
     if not isinstance(obj, dict):
         return None
-    agency, ident = obj.get("agency_code"), obj.get("inspection_id", obj.get("dossier_id"))
+    agency = obj.get("agency_code")
+    ident = obj.get("inspection_id", obj.get("dossier_id", obj.get("procedure_code")))
     if isinstance(agency, str) and isinstance(ident, str):
         try:
             return f"{agency}:{ident}".encode()

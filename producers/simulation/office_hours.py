@@ -95,6 +95,32 @@ class Calendar:
         )
         return min(max(evening, moment + timedelta(seconds=1)), self.last)
 
+    def due(self, moment: datetime, working_days: int) -> datetime:
+        """The appointment for a dossier received at ``moment``: closing time (17:00) of the
+        ``working_days``-th working day after its day. Not bounded by the range (a due date
+        may lie after its end)."""
+        day, left = moment.date(), max(working_days, 1)
+        while left:
+            day += timedelta(days=1)
+            left -= day.weekday() < 5 and not is_holiday(day)
+        return datetime.combine(day, time(17))
+
+    def between(self, after: datetime, until: datetime, rng: random.Random) -> datetime | None:
+        """An office-hours moment strictly after ``after`` and at or before ``until`` (and the
+        end of the range); ``None`` when there is none."""
+        until = min(until, self.last)
+        lo = bisect_right(self.workdays, after.date()) - 1
+        hi = bisect_right(self.workdays, until.date()) - 1
+        for _ in range(4):
+            if hi < max(lo, 0):
+                return None
+            out = self.office_time(self.workdays[rng.randint(max(lo, 0), hi)], rng)
+            if after < out <= until:
+                return out
+        if until <= after:
+            return None
+        return after + (until - after) * rng.uniform(0.05, 0.95)
+
     def first_hours_of_next_month(self, moment: datetime, rng: random.Random) -> datetime | None:
         """00:00–06:59 local on the first day of the month after ``moment`` (still the previous
         month in UTC); ``None`` after the end of the range."""

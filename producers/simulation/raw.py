@@ -24,7 +24,8 @@ def publish_raw(
     progress: Callable[[int], None] | None = None,
     positions: list[tuple[str, int, int]] | None = None,
 ) -> int:
-    """Send ``(kind, key, value)`` triples (kind ``inspection`` or ``service``); return count.
+    """Send ``(kind, key, value)`` triples (kind ``inspection``, ``service`` or ``offering``, each
+    to its topic in ``topics``); return the count.
 
     ``positions``, when given, receives each message's ``(topic, partition, offset)`` in send
     order, once Kafka acknowledged it."""
@@ -40,7 +41,7 @@ def publish_raw(
     sent = 0
     try:
         for kind, key, value in messages:
-            topic = topics.inspections if kind == "inspection" else topics.services
+            topic = topic_of(topics, kind)
             futures.append(producer.send(topic, key=key, value=value))
             sent += 1
             if len(futures) >= 10_000:
@@ -54,6 +55,15 @@ def publish_raw(
     if progress is not None:
         progress(sent)
     return sent
+
+
+def topic_of(topics: Topics, kind: str) -> str:
+    """The topic of a message kind: ``inspection``, ``offering``, anything else ``service``."""
+    if kind == "inspection":
+        return topics.inspections
+    if kind == "offering":
+        return topics.offerings
+    return topics.services
 
 
 def _acknowledged(futures: list[Any], positions: list[tuple[str, int, int]] | None) -> None:

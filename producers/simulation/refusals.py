@@ -16,6 +16,7 @@ from typing import Any
 
 from producers.simulation.office_hours import LOCAL_OFFSET, rfc3339
 from schemas.errors import Reason
+from schemas.events import SUPPORTED_SCHEMAS
 
 REFUSAL_REASONS: tuple[Reason, ...] = (
     Reason.MALFORMED_JSON,
@@ -61,13 +62,23 @@ def _malformed(raw: bytes, rng: random.Random) -> bytes:
 
 
 def _invalid(p: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    variants = ["no_offset", "event_id", "event_type"]
-    if p["event_type"] == "activity":
+    variants = ["no_offset", "event_id"]
+    event_type = p.get("event_type")
+    v2 = p["schema"] == "service/2"
+    if p["schema"] == "offering/1":
+        variants += ["level", "no_prefill_designed"]
+    else:
+        variants.append("event_type")
+    if event_type == "activity":
         variants.append("no_activity")
     if p.get("form"):
         variants += ["no_form", "too_many_prefilled"]
-    if p["event_type"] == "completed":
-        variants.append("no_on_time")
+    if event_type == "completed":
+        variants.append("no_result_electronic" if v2 else "no_on_time")
+    if v2 and event_type == "submitted":
+        variants += ["no_due_at", "reused_negative"]
+    if event_type == "paid":
+        variants.append("payment_channel")
     variant = rng.choice(variants)
     if variant == "no_offset":
         p["occurred_at"] = p["occurred_at"][:19]
@@ -75,12 +86,24 @@ def _invalid(p: dict[str, Any], rng: random.Random) -> dict[str, Any]:
         p["event_id"] = p["event_id"].replace("-", "")[:20]
     elif variant == "event_type":
         p["event_type"] = "closed"
+    elif variant == "level":
+        p["level"] = rng.choice(("online", "level_4", "toan_trinh"))
+    elif variant == "no_prefill_designed":
+        del p["prefill_designed"]
     elif variant == "no_activity":
         del p["activity"]
     elif variant == "no_form":
         del p["form"]
     elif variant == "too_many_prefilled":
         p["form"]["fields_prefilled"] = p["form"]["fields_total"] + 1
+    elif variant == "no_result_electronic":
+        del p["result_electronic"]
+    elif variant == "no_due_at":
+        del p["due_at"]
+    elif variant == "reused_negative":
+        p["reused_components"] = -1
+    elif variant == "payment_channel":
+        p["payment_channel"] = "cash"
     else:
         del p["on_time"]
     return p
@@ -121,7 +144,8 @@ def refused_payload(
             del p["schema"]
         else:
             kind = p["schema"].split("/")[0]
-            p["schema"] = rng.choice((f"{kind}/2", f"{kind}/1.1", f"{kind.capitalize()}/1"))
+            versions = (f"{kind}/2", f"{kind}/3", f"{kind}/1.1", f"{kind.capitalize()}/1")
+            p["schema"] = rng.choice([v for v in versions if v not in SUPPORTED_SCHEMAS])
     elif reason is Reason.INVALID_EVENT:
         p = _invalid(p, rng)
     elif reason is Reason.UNKNOWN_AGENCY:

@@ -1,11 +1,15 @@
 """The traffic simulator behind ``parwatch simulate``: realistic agency events and their truth.
 
 ``simulate(config, catalog)`` returns exactly ``config.events`` messages, in publish order, and the
-KPIs they must produce (``schemas.kpi.reference_kpis`` over the accepted events). Delivery is
-realistic: agencies publish in real time, hourly or in a daily batch; some events arrive weeks
-late; some are sent twice (same bytes, same ``event_id``), at once or days later; an activity may
-be delivered after its inspection's conclusion. With ``invalid_share`` > 0, that fraction of the
-messages is refused by ``schemas.decode`` for each injected reason in turn.
+KPIs they must produce (``schemas.kpi.reference_kpis`` over the accepted events): inspections,
+dossiers (``service/2`` lifecycles, ``service/1`` from agencies that have not upgraded) and, up to
+``offering_share`` of the messages, the ``offering/1`` events of the services chosen from the
+province's bundled offering catalog (``services``), which the dossiers then go to. Delivery is
+realistic: agencies publish in real time, hourly or in a daily batch (offerings: the portal, in
+real time); some events arrive weeks late; some are sent twice (same bytes, same ``event_id``),
+at once or days later; an activity may be delivered after its inspection's conclusion. With
+``invalid_share`` > 0, that fraction of the messages is refused by ``schemas.decode`` for each
+injected reason in turn.
 
 Deterministic: the same config and catalog give byte-identical messages and truth in any process
 (one ``random.Random(seed)``; no clock, no hash-ordered iteration).
@@ -17,22 +21,27 @@ import heapq
 import json
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from producers.simulation.config import SimulationConfig
 from producers.simulation.dossiers import dossier
 from producers.simulation.inspections import inspection
 from producers.simulation.messages import Message, read_jsonl, topic_kind, write_messages
+from producers.simulation.office_hours import rfc3339
 from producers.simulation.refusals import REFUSAL_REASONS, encode, refused_payload
+from producers.simulation.services import Service, choose_services, local
+from producers.simulation.summary import Tally, describe
 from producers.simulation.traffic import Draft, Traffic
 from schemas.catalog import Catalog
 from schemas.decoding import decode
 from schemas.errors import InvalidEvent
 from schemas.events import LatestEvent
 from schemas.kpi import KpiRow, reference_kpis, rows_to_json
+from schemas.offering_catalog import OfferingLine, bundled_offerings, offering_event
 
 __all__ = [
     "Message",
@@ -70,10 +79,21 @@ class _Run:
     time order and every event is published after its entity started, so a min-heap of pending
     messages can be flushed up to each new entity's start."""
 
-    def __init__(self, config: SimulationConfig, catalog: Catalog) -> None:
+    def __init__(
+        self, config: SimulationConfig, catalog: Catalog, offerings: Sequence[OfferingLine] | None
+    ) -> None:
         self.cfg = config
         self.rng = random.Random(config.seed)
-        self.traffic = Traffic(config, catalog, self.rng)
+        self.n_invalid = round(config.invalid_share * config.events)
+        self.services = choose_services(
+            bundled_offerings() if offerings is None else offerings,
+            agencies=catalog.agencies,
+            procedures=catalog.procedures,
+            start=config.start,
+            end=config.end,
+            budget=round(config.offering_share * (config.events - self.n_invalid)),
+        )
+        self.traffic = Traffic(config, catalog, self.rng, self.services)
         self.now = config.processing_now
         self.duplicates = 0
         self.refusals = {r.value: 0 for r in REFUSAL_REASONS}
@@ -92,6 +112,8 @@ class _Run:
         rng = self.rng
         ts = (d.occurred - _EPOCH).total_seconds()
         delivery = self.traffic.profile[d.payload["agency_code"]].delivery
+        if d.kind == "offering":
+            delivery = "realtime"  # the portal publishes a change as it takes effect
         if delivery == "hourly":
             return ts - ts % 3600 + 3600 + rng.uniform(0, 300)
         if delivery == "daily":  # a nightly export, sent next morning
@@ -120,11 +142,29 @@ class _Run:
             self.duplicates += duplicate
             self._push(publish, message)
 
+    def _offering_drafts(self, service: Service) -> list[Draft]:
+        """A service's offering events: the catalog's own objects (deterministic ``event_id``),
+        in the agency's time format, sometimes with an unnamed field."""
+        t = self.traffic
+        drafts = []
+        for line in service.lines:
+            payload: dict[str, Any] = dict(offering_event(line))
+            occurred = local(line.effective_at)
+            if t.profile[line.agency_code].utc:
+                payload["occurred_at"] = rfc3339(occurred, utc=True)
+            drafts.append(Draft("offering", occurred, t.note(payload)))
+        return drafts
+
     def _refused(self, t0: datetime, progress: float, k: int) -> None:
         rng = self.rng
         reason = REFUSAL_REASONS[k % len(REFUSAL_REASONS)]
-        build = inspection if rng.random() < self.cfg.inspection_share else dossier
-        drafts = build(self.traffic, t0, progress)
+        r = rng.random()
+        if self.services and r < self.cfg.offering_share:
+            drafts = self._offering_drafts(self.services[rng.randrange(len(self.services))])
+            drafts[0].payload["event_id"] = self.traffic.event_id()  # not the catalog's own
+        else:
+            build = inspection if r < self.cfg.inspection_share else dossier
+            drafts = build(self.traffic, t0, progress)
         base = drafts[rng.randrange(len(drafts))].payload
         raw = refused_payload(
             reason, base, known_agencies=self.traffic.agencies, now=self.now, rng=rng
@@ -136,8 +176,12 @@ class _Run:
 
     def messages(self) -> Iterator[Message]:
         cfg, rng, traffic = self.cfg, self.rng, self.traffic
-        n_invalid = round(cfg.invalid_share * cfg.events)
+        n_invalid = self.n_invalid
         budget = cfg.events - n_invalid
+        for service in self.services:  # the services' lines take up to offering_share
+            before = self._seq
+            self._deliver(self._offering_drafts(service), budget)
+            budget -= self._seq - before
         made = made_inspection = refused = 0
         t0 = traffic.calendar.at_fraction(0.0, rng)
         while made < budget:
@@ -162,25 +206,31 @@ class _Run:
         yield from self._flush(float("inf"))
 
 
-def iter_messages(config: SimulationConfig, catalog: Catalog) -> Iterator[Message]:
-    """The messages of ``simulate(config, catalog)``, in publish order, generated lazily.
-
-    Memory holds only the messages not yet due (about a day of traffic plus late ones).
-    Raises ``ValueError`` at once if the catalog has a day without any valid agency.
+def iter_messages(
+    config: SimulationConfig, catalog: Catalog, offerings: Sequence[OfferingLine] | None = None
+) -> Iterator[Message]:
+    """The messages of ``simulate(config, catalog, offerings)``, in publish order, generated
+    lazily. Memory holds the offering events and the messages not yet due (about a day of
+    traffic plus late ones). Raises ``ValueError`` at once if the catalog has a day without any
+    valid agency.
     """
-    return _Run(config, catalog).messages()
+    return _Run(config, catalog, offerings).messages()
 
 
-def simulate(config: SimulationConfig, catalog: Catalog) -> Simulation:
+def simulate(
+    config: SimulationConfig, catalog: Catalog, offerings: Sequence[OfferingLine] | None = None
+) -> Simulation:
     """Generate the messages and compute their truth (see the module docstring).
 
-    Raises ``RuntimeError`` if decoding disagrees with what was generated (a simulator bug).
+    ``offerings``: the offering catalog's lines to choose services from (default: the bundled
+    catalog, ``schemas.offering_catalog.bundled_offerings()``); lines of agencies or procedures
+    that ``catalog`` lacks are left out. Raises ``RuntimeError`` if decoding disagrees with what
+    was generated (a simulator bug).
     """
-    run = _Run(config, catalog)
+    run = _Run(config, catalog, offerings)
     messages = list(run.messages())
-    counts: Counter[str] = Counter()
+    tally = Tally()
     refused: Counter[str] = Counter()
-    agencies: set[str] = set()
     seen: set[object] = set()
 
     def accepted() -> Iterator[LatestEvent]:
@@ -192,8 +242,7 @@ def simulate(config: SimulationConfig, catalog: Catalog) -> Simulation:
                 continue
             if event.event_id not in seen:
                 seen.add(event.event_id)
-                counts[f"{event.schema_version.split('/')[0]}.{event.event_type}"] += 1
-                agencies.add(event.agency_code)
+                tally.add(event)
             yield event
 
     truth = reference_kpis(accepted(), hybrid_counts_as_online=config.hybrid_counts_as_online)
@@ -212,43 +261,8 @@ def simulate(config: SimulationConfig, catalog: Catalog) -> Simulation:
         truth=truth,
         duplicates=run.duplicates,
         expected_refusals=dict(run.refusals),
-        counts=_summary(counts, len(agencies), truth),
+        counts=tally.counts(),
     )
-
-
-def _summary(counts: Counter[str], agencies: int, truth: list[KpiRow]) -> dict[str, int]:
-    years = [r for r in truth if r.agency_code is None and len(r.period) == 4]
-    out = {k: counts[k] for k in sorted(counts)}
-    out["agencies"] = agencies
-    for cls in ("online", "hybrid", "in_person", "unclassified"):
-        out[f"inspections_{cls}"] = sum(getattr(r, f"inspections_{cls}") for r in years)
-    out["online_submissions"] = sum(r.online_submissions for r in years)
-    return out
-
-
-def describe(sim: Simulation) -> str:
-    """A few lines of counts for people: events per type, agencies, inspections by class…"""
-    c, cfg = sim.counts, sim.config
-    lines = [
-        f"{len(sim.messages)} messages, seed {cfg.seed}, {cfg.start} to {cfg.end}",
-    ]
-    for kind in ("inspection", "service"):
-        types = [(k.split(".")[1], v) for k, v in c.items() if k.startswith(f"{kind}.")]
-        listed = ", ".join(f"{t} {v}" for t, v in types)
-        lines.append(f"{kind} events (distinct): {sum(v for _, v in types)} ({listed})")
-    lines += [
-        f"agencies sending: {c['agencies']}",
-        "inspections concluded and counted: "
-        + ", ".join(
-            f"{cls.replace('_', ' ')} {c[f'inspections_{cls}']}"
-            for cls in ("online", "hybrid", "in_person", "unclassified")
-        ),
-        f"online submissions: {c['online_submissions']}",
-        f"duplicates: {sim.duplicates}",
-        "refusals: "
-        + (", ".join(f"{r} {n}" for r, n in sim.expected_refusals.items() if n) or "none"),
-    ]
-    return "\n".join(lines)
 
 
 def write_jsonl(messages: Simulation | Iterable[Message], path: Path) -> int:

@@ -1,9 +1,13 @@
 """Who sends what: the agency and procedure profiles of one simulation run, and agency choice.
 
 ``Traffic`` turns a ``SimulationConfig`` and a ``Catalog`` into profiles (Zipf-skewed volumes,
-per-agency inspection styles, delivery habits and on-time rates; per-procedure prefill habits,
-some procedures that never prefill) and offers what the entity builders (``inspections``,
-``dossiers``) share: agency choice, event ids, the common event head.
+per-agency inspection styles, delivery habits, on-time rates and whether the agency has upgraded
+to contract v2; per-procedure prefill habits, some procedures that never prefill, fees and
+resolution times) and offers what the entity builders (``inspections``, ``dossiers``) share:
+agency and service choice, event ids, the common event head.
+
+Dossiers go to the run's chosen services (``services.ServiceBook``) when some exist that day;
+otherwise (a run too small for any offering, a hand-made catalog) they follow the rules below.
 
 Agencies are chosen among those valid on the entity's start day: departments inspect and handle
 province-level procedures (a merged department's procedures go to its successor); district and
@@ -28,9 +32,10 @@ from typing import Any, Literal
 
 from producers.simulation.config import SimulationConfig
 from producers.simulation.office_hours import Calendar, rfc3339
+from producers.simulation.services import Service, ServiceBook
 from schemas.catalog import Agency, Catalog, Procedure
 
-Kind = Literal["inspection", "service"]
+Kind = Literal["inspection", "service", "offering"]
 Delivery = Literal["realtime", "hourly", "daily"]
 
 
@@ -58,6 +63,9 @@ STYLES = ((0.6, 0.15), (0.3, 0.35), (0.08, 0.72))
 STYLE_WEIGHTS = (0.25, 0.45, 0.3)
 DELIVERIES: tuple[Delivery, ...] = ("realtime", "hourly", "daily")
 DELIVERY_WEIGHTS = (0.7, 0.2, 0.1)
+INSPECTORATE = "TH-TTR"  # Thanh tra tỉnh: its inspections are thanh_tra; it has upgraded
+RESOLUTION_DAYS = (3, 5, 7, 10, 12, 15)  # working days to the appointment, by procedure
+RESOLUTION_WEIGHTS = (0.15, 0.25, 0.2, 0.2, 0.1, 0.1)
 
 
 @dataclass(slots=True)
@@ -80,6 +88,7 @@ class AgencyProfile:
     utc: bool  # sends timestamps in UTC (``Z``) instead of ``+07:00``
     millis: bool  # sends milliseconds
     sector: str
+    v1: bool  # has not upgraded: sends service/1 dossiers and inspections without ``kind``
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,8 @@ class ProcedureProfile:
     fields: int
     full_process: float  # P(full_process | online); 0 unless eligible
     enterprise: float  # P(applicant is an enterprise)
+    fee: bool  # a fee is paid (service/2: a ``paid`` event)
+    resolution_days: int  # working days from reception to the appointment (``due_at``)
 
 
 def _zipf(codes: list[str], rng: random.Random) -> dict[str, float]:
@@ -100,7 +111,13 @@ def _zipf(codes: list[str], rng: random.Random) -> dict[str, float]:
 class Traffic:
     """Profiles and shared helpers for one run. Stateful (id counter, caches): one per run."""
 
-    def __init__(self, config: SimulationConfig, catalog: Catalog, rng: random.Random) -> None:
+    def __init__(
+        self,
+        config: SimulationConfig,
+        catalog: Catalog,
+        rng: random.Random,
+        services: list[Service] | None = None,
+    ) -> None:
         """Raises ``ValueError`` if some day of the range has no valid agency at all."""
         self.cfg, self.rng = config, rng
         self.calendar = Calendar(config.start, config.end)
@@ -115,12 +132,14 @@ class Traffic:
         }
         proc_weights = _zipf([p.code for p in self.procedures], prng)
         self.procedure_cum = list(accumulate(proc_weights[p.code] for p in self.procedures))
+        self.procedures_by_code = {p.code: p for p in self.procedures}
         order = [p.code for p in self.procedures]
         prng.shuffle(order)
         never = set(order[: self._never_count(len(order))])
         self.procedure_profile = {
             p.code: self._procedure_profile(p, p.code in never, prng) for p in self.procedures
         }
+        self.services = ServiceBook(services or [], self.agencies, weights, proc_weights)
         self._bounds = sorted(
             {d for a in self.agencies.values() for d in (a.valid_from, a.valid_to) if d}
         )
@@ -147,6 +166,7 @@ class Traffic:
             utc=rng.random() < self.cfg.utc_share,
             millis=rng.random() < 0.15,
             sector=unicodedata.normalize("NFC", sector) or rng.choice(SECTORS),
+            v1=a.code != INSPECTORATE and rng.random() < self.cfg.v1_agency_share,
         )
 
     def _procedure_profile(self, p: Procedure, never: bool, rng: random.Random) -> ProcedureProfile:
@@ -156,6 +176,8 @@ class Traffic:
             fields=rng.randint(5, 40),
             full_process=rng.uniform(0.4, 0.95) if p.full_process_eligible else 0.0,
             enterprise=rng.choice((0.03, 0.05, 0.7)),
+            fee=rng.random() < self.cfg.fee_share,
+            resolution_days=rng.choices(RESOLUTION_DAYS, RESOLUTION_WEIGHTS)[0],
         )
 
     def _pool(self, kinds: tuple[str, ...], day: date) -> tuple[list[str], list[float]]:
@@ -197,6 +219,18 @@ class Traffic:
         if proc.level == "district":
             return self.pick(day, ("district",), ("commune",))
         return self.pick(day, ("commune",), ("district",))
+
+    def inspection_kind(self, code: str) -> str | None:
+        """The ``kind`` an agency's new inspection carries: ``thanh_tra`` for the inspectorate
+        (and a small share elsewhere), else ``kiem_tra`` or absent; never sent by agencies that
+        have not upgraded."""
+        if code == INSPECTORATE:
+            return "thanh_tra"
+        if self.profile[code].v1:
+            return None
+        if self.rng.random() < self.cfg.thanh_tra_share:
+            return "thanh_tra"
+        return "kiem_tra" if self.rng.random() < 0.5 else None
 
     def next_seq(self) -> int:
         self._seq += 1
