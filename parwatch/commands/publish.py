@@ -14,7 +14,10 @@ from parwatch.settings import Settings
 
 DESCRIPTION = (
     "Read FILE (JSON Lines, UTF-8, one event per line), validate each event against the "
-    "contract and publish the valid ones with the publisher SDK (keyed, idempotent). Bad lines "
+    "contract and publish the valid ones with the publisher SDK (keyed, idempotent). A file may "
+    "mix schemas: inspection/1 events go to PARWATCH_TOPIC_INSPECTIONS (inspection-events), "
+    "service/1 and service/2 to PARWATCH_TOPIC_SERVICES (service-events), offering/1 to "
+    "PARWATCH_TOPIC_OFFERINGS (service-offerings), each keyed as the contract says. Bad lines "
     "are reported with their line numbers and reasons and are not sent; good lines are still "
     "sent. When Kafka cannot be reached the events are kept in the spool folder on this computer "
     "(spooled, not sent) and sent later by `parwatch spool deliver` or the next publish. An event "
