@@ -1,49 +1,95 @@
-"""KPI definitions (EVENTS.md) and the reference computation that every measurement must equal.
+"""KPI definitions (EVENTS.md version 2) and the reference computation every measurement equals.
 
 ``reference_kpis(events)`` is the specification in executable form: pure Python over accepted
-events. The simulator's ground truth is computed with it, and the warehouse's KPI views are
-tested against it. The JSON shape (``KpiRow``) is shared by ``parwatch simulate --truth`` and
-``parwatch kpi --json``: one row per agency and period, plus one per period for the whole
-province (``agency_code`` null). Shares are fractions in 0..1, ``None`` when the denominator is 0.
+events (any order; each ``event_id`` once, the first accepted copy wins). The simulator's ground
+truth is computed with it, and the warehouse's KPI views are tested against it. The JSON shape
+(``KpiRow``) is shared by ``parwatch simulate --truth`` and ``parwatch kpi --json``: one row per
+agency and period, plus one per period for the whole province (``agency_code`` null), computed
+over all agencies' facts, not averaged. Shares are fractions in 0..1, ``None`` when the
+denominator is 0. Instants are compared in whole milliseconds (what the warehouse stores).
 
-Rules, in the order EVENTS.md states them:
+The rules, as EVENTS.md states them, with the choices it leaves open made explicit:
 
-* Inspections: classified from all of their ``activity`` events, in any arrival order; counted in
-  the period of their ``concluded`` event (the latest one, if an agency sends several); an
-  inspection with any ``cancelled`` event leaves every KPI. Share = online / (online + hybrid +
-  in_person); with ``hybrid_counts_as_online`` the numerator is online + hybrid.
-* Services (per ``submitted`` event, each ``event_id`` once): online submissions; prefilled share
-  = (full + partial) / online; depth = sum(prefilled) / sum(total); coverage = distinct procedures
-  with a prefilled online submission / distinct procedures with an online submission;
-  full-process share = online full_process / all submissions; on-time rate = on-time
-  ``completed`` / all ``completed``.
-* A row exists for an agency and period with at least one counted inspection, submission or
-  completion.
+* Inspections: classified from all their ``activity`` events; counted in the period of their
+  latest ``concluded``; a ``cancelled`` one leaves every KPI. ``kind`` is the one carried by
+  the latest event (by ``occurred_at``, ties: the later in order) that carries one, else
+  ``kiem_tra``. The inspection KPIs count ``kiem_tra`` only; concluded ``thanh_tra`` ones are
+  counted in ``inspections_thanh_tra``. ``online_activity_share`` counts the activities in P of
+  ``kiem_tra`` inspections that are not cancelled, concluded or not.
+* A dossier (agency x ``dossier_id``) takes its submission facts from its first ``submitted``
+  (by ``occurred_at``, ties: the smaller ``event_id`` text), its end from its first
+  ``completed``/``rejected``/``withdrawn``, its payment from its first ``paid``. Its pauses are
+  the union of the spans from each ``supplement_requested`` to the next ``supplement_received``
+  (a request while paused does not start another pause; a reply with no request is ignored).
+* A completion is judged on time by its effective due (``due_at`` plus the pauses before the
+  completion) when the dossier's first ``submitted`` is ``service/2``; else by the ``on_time``
+  flag of the completing event (``service/1``); a completion with neither cannot be judged and
+  leaves the on-time rate (it still counts where the rate does not need a due date).
+* Open at the end E of P: submitted before E, no end before E, and a ``due_at`` (service/1
+  dossiers are never counted while open). Overdue at E: effective due at E before E.
+* A service (agency x procedure) at instant t is in the state of its offering event with the
+  latest ``occurred_at`` <= t (ties: the later in order, i.e. published later); it exists when
+  there is one and its level is not ``not_offered``. Eligible: the procedure catalog's
+  ``full_process_eligible``.
+* Rows: for each period kind, the periods from the first to the last holding the
+  ``occurred_at`` of an accepted event (of any kind); within them, an agency's row exists when
+  it has a counted fact in P (a conclusion, an activity, a submission, a judged or electronic
+  completion, a first payment), an open dossier at the end of P, or a service existing at the
+  end of P; the province's row when any agency's does.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
-from schemas.periods import PERIOD_KINDS, PeriodKind, period_of
-from schemas.service import ServiceEventV1
+from schemas.offering import ONLINE_LEVELS, OfferingEventV1
+from schemas.periods import (
+    PERIOD_KINDS,
+    PeriodKind,
+    day_start_ms,
+    first_day,
+    label,
+    local_day_ms,
+    next_first_day,
+)
+from schemas.service import END_EVENT_TYPES, ServiceEventV1, ServiceEventV2
 
 InspectionClass = Literal["online", "hybrid", "in_person", "unclassified"]
 
-KPI_KEYS = (
-    "agency_code", "period",
-    "inspections_online", "inspections_hybrid", "inspections_in_person",
-    "inspections_unclassified", "online_inspection_share",
-    "online_submissions", "prefilled_submission_share", "prefill_depth",
-    "service_prefill_coverage", "full_process_share", "on_time_rate",
+RATE_KEYS = (
+    "online_inspection_share", "online_activity_share", "online_dossier_rate",
+    "full_process_dossier_rate", "data_reuse_rate", "digitization_rate",
+    "prefilled_submission_share", "prefill_depth", "prefill_observed_coverage",
+    "full_process_offering_rate", "prefill_design_coverage", "on_time_rate",
+    "average_resolution_days", "electronic_result_rate", "online_payment_rate",
 )  # fmt: skip
+"""Every KPI of EVENTS.md version 2, in its order."""
+
+COUNT_KEYS = (
+    "inspections_online", "inspections_hybrid", "inspections_in_person",
+    "inspections_unclassified", "inspections_thanh_tra", "activities", "activities_online",
+    "dossiers_submitted", "online_submissions", "online_full_process", "dossiers_reusing",
+    "dossiers_v2", "dossiers_digitized", "online_prefilled", "form_fields_total",
+    "form_fields_prefilled", "services_with_online_dossiers", "services_with_prefilled_dossiers",
+    "services_existing", "services_eligible", "services_full_process", "services_online",
+    "services_prefill_designed", "dossiers_completed", "dossiers_completed_on_time",
+    "dossiers_open", "dossiers_overdue", "dossiers_resolved", "resolution_ms_total",
+    "completions_v2", "results_electronic", "payments", "payments_online",
+)  # fmt: skip
+"""The counts behind the KPIs (EVENTS.md names the first of them; the rest make each share
+checkable: numerator and denominator)."""
+
+KPI_KEYS = ("agency_code", "period", *RATE_KEYS, *COUNT_KEYS)
+"""The columns of ``KpiRow``, in order: what ``parwatch kpi --json`` and ``--truth`` print."""
+
+DAY_MS = 86_400_000
 
 
 def classify_inspection(has_online: bool, has_in_person: bool) -> InspectionClass:
@@ -58,56 +104,123 @@ def classify_inspection(has_online: bool, has_in_person: bool) -> InspectionClas
 
 
 class KpiRow(BaseModel):
-    """One row of the KPI JSON shape."""
+    """One row of the KPI JSON shape: an agency (or the province, ``None``) and a period."""
 
     model_config = ConfigDict(frozen=True)
 
     agency_code: str | None
     period: str
+    online_inspection_share: float | None
+    online_activity_share: float | None
+    online_dossier_rate: float | None
+    full_process_dossier_rate: float | None
+    data_reuse_rate: float | None
+    digitization_rate: float | None
+    prefilled_submission_share: float | None
+    prefill_depth: float | None
+    prefill_observed_coverage: float | None
+    full_process_offering_rate: float | None
+    prefill_design_coverage: float | None
+    on_time_rate: float | None
+    average_resolution_days: float | None
+    electronic_result_rate: float | None
+    online_payment_rate: float | None
     inspections_online: int
     inspections_hybrid: int
     inspections_in_person: int
     inspections_unclassified: int
-    online_inspection_share: float | None
+    inspections_thanh_tra: int
+    activities: int
+    activities_online: int
+    dossiers_submitted: int
     online_submissions: int
-    prefilled_submission_share: float | None
-    prefill_depth: float | None
-    service_prefill_coverage: float | None
-    full_process_share: float | None
-    on_time_rate: float | None
+    online_full_process: int
+    dossiers_reusing: int
+    dossiers_v2: int
+    dossiers_digitized: int
+    online_prefilled: int
+    form_fields_total: int
+    form_fields_prefilled: int
+    services_with_online_dossiers: int
+    services_with_prefilled_dossiers: int
+    services_existing: int
+    services_eligible: int
+    services_full_process: int
+    services_online: int
+    services_prefill_designed: int
+    dossiers_completed: int
+    dossiers_completed_on_time: int
+    dossiers_open: int
+    dossiers_overdue: int
+    dossiers_resolved: int
+    resolution_ms_total: int
+    completions_v2: int
+    results_electronic: int
+    payments: int
+    payments_online: int
 
 
 def _share(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
+def _ms(moment: datetime) -> int:
+    """Milliseconds since 1970 UTC, floored, as a ``DateTime64(3)`` column stores them."""
+    return (int(moment.timestamp()) * 1_000_000 + moment.microsecond) // 1000
+
+
 @dataclass
 class _Tally:
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    procedures_online: set[str] = field(default_factory=set)
-    procedures_prefilled: set[str] = field(default_factory=set)
+    services_online: set[tuple[str, str]] = field(default_factory=set)
+    services_prefilled: set[tuple[str, str]] = field(default_factory=set)
+
+    def has_fact(self) -> bool:
+        return any(self.counts.values()) or bool(self.services_online)
 
     def row(self, agency: str | None, period: str, hybrid_counts: bool) -> KpiRow:
-        c = self.counts
-        classified = c["online"] + c["hybrid"] + c["in_person"]
+        c = dict(self.counts)
+        c["services_with_online_dossiers"] = len(self.services_online)
+        c["services_with_prefilled_dossiers"] = len(self.services_prefilled)
+        get = c.get
+        classified = get("inspections_online", 0) + get("inspections_hybrid", 0)
+        classified += get("inspections_in_person", 0)
+        online = get("inspections_online", 0)
+        online += get("inspections_hybrid", 0) if hybrid_counts else 0
+        submitted = get("dossiers_submitted", 0)
+        judged = get("dossiers_completed", 0) + get("dossiers_open", 0)
+        good = get("dossiers_completed_on_time", 0) + get("dossiers_open", 0)
+        good -= get("dossiers_overdue", 0)
+        resolved = get("dossiers_resolved", 0)
         return KpiRow(
             agency_code=agency,
             period=period,
-            inspections_online=c["online"],
-            inspections_hybrid=c["hybrid"],
-            inspections_in_person=c["in_person"],
-            inspections_unclassified=c["unclassified"],
-            online_inspection_share=_share(
-                c["online"] + (c["hybrid"] if hybrid_counts else 0), classified
+            online_inspection_share=_share(online, classified),
+            online_activity_share=_share(get("activities_online", 0), get("activities", 0)),
+            online_dossier_rate=_share(get("online_submissions", 0), submitted),
+            full_process_dossier_rate=_share(get("online_full_process", 0), submitted),
+            data_reuse_rate=_share(get("dossiers_reusing", 0), submitted),
+            digitization_rate=_share(get("dossiers_digitized", 0), get("dossiers_v2", 0)),
+            prefilled_submission_share=_share(
+                get("online_prefilled", 0), get("online_submissions", 0)
             ),
-            online_submissions=c["online_submissions"],
-            prefilled_submission_share=_share(c["prefilled"], c["online_submissions"]),
-            prefill_depth=_share(c["fields_prefilled"], c["fields_total"]),
-            service_prefill_coverage=_share(
-                len(self.procedures_prefilled), len(self.procedures_online)
+            prefill_depth=_share(get("form_fields_prefilled", 0), get("form_fields_total", 0)),
+            prefill_observed_coverage=_share(
+                len(self.services_prefilled), len(self.services_online)
             ),
-            full_process_share=_share(c["full_process"], c["submissions"]),
-            on_time_rate=_share(c["on_time"], c["completed"]),
+            full_process_offering_rate=_share(
+                get("services_full_process", 0), get("services_eligible", 0)
+            ),
+            prefill_design_coverage=_share(
+                get("services_prefill_designed", 0), get("services_online", 0)
+            ),
+            on_time_rate=_share(good, judged),
+            average_resolution_days=(
+                get("resolution_ms_total", 0) / resolved / DAY_MS if resolved else None
+            ),
+            electronic_result_rate=_share(get("results_electronic", 0), get("completions_v2", 0)),
+            online_payment_rate=_share(get("payments_online", 0), get("payments", 0)),
+            **{k: c.get(k, 0) for k in COUNT_KEYS},
         )
 
 
@@ -115,74 +228,290 @@ class _Tally:
 class _Inspection:
     has_online: bool = False
     has_in_person: bool = False
-    concluded_at: datetime | None = None
+    concluded_ms: int | None = None
     cancelled: bool = False
+    kind: str = "kiem_tra"
+    kind_ms: int | None = None
+    activities: list[tuple[int, bool]] = field(default_factory=list)  # (ms, online)
+
+
+Order = tuple[int, str]  # (occurred_at ms, event_id text): "first" among a dossier's events
+
+
+@dataclass
+class _Dossier:
+    submitted: tuple[Order, ServiceEventV1 | ServiceEventV2] | None = None
+    end: tuple[Order, ServiceEventV1 | ServiceEventV2] | None = None
+    paid: tuple[Order, ServiceEventV2] | None = None
+    supplements: list[tuple[Order, bool]] = field(default_factory=list)  # (order, request?)
+
+    def pauses(self) -> list[tuple[int, int | None]]:
+        """The pause spans (start ms, end ms or None while unanswered), in time order."""
+        out: list[tuple[int, int | None]] = []
+        start: int | None = None
+        for (ms, _), request in sorted(self.supplements):
+            if request and start is None:
+                start = ms
+            elif not request and start is not None:
+                out.append((start, ms))
+                start = None
+        if start is not None:
+            out.append((start, None))
+        return out
+
+
+def paused_before(pauses: list[tuple[int, int | None]], t: int) -> int:
+    """Milliseconds of pause before instant ``t`` (an unanswered pause runs to ``t``)."""
+    total = 0
+    for start, end in pauses:
+        if start < t:
+            total += min(t if end is None else end, t) - start
+    return total
+
+
+def _first(current: tuple[Order, Any] | None, order: Order, event: Any) -> tuple[Order, Any]:
+    return (order, event) if current is None or order < current[0] else current
 
 
 def reference_kpis(
-    events: Iterable[InspectionEventV1 | ServiceEventV1],
+    events: Iterable[InspectionEventV1 | ServiceEventV1 | ServiceEventV2 | OfferingEventV1],
     *,
     kinds: Iterable[PeriodKind] = PERIOD_KINDS,
     hybrid_counts_as_online: bool = False,
+    eligible_procedures: Collection[str] | None = None,
 ) -> list[KpiRow]:
-    """KPIs of accepted events; duplicates (same ``event_id``) count once, the first wins."""
+    """KPIs of accepted events, per agency and period and for the province.
+
+    ``eligible_procedures``: the procedure codes flagged ``full_process_eligible``; default the
+    bundled procedure catalog's.
+    """
+    if eligible_procedures is None:
+        from schemas.catalog import load_catalog
+
+        eligible_procedures = {
+            p.code for p in load_catalog().procedures.values() if p.full_process_eligible
+        }
     kinds = tuple(kinds)
-    tallies: dict[tuple[str | None, str], _Tally] = defaultdict(_Tally)
-    inspections: dict[tuple[str, str], _Inspection] = defaultdict(_Inspection)
     seen: set[Any] = set()
-
-    def buckets(agency: str, moment: datetime) -> list[_Tally]:
-        out = []
-        for kind in kinds:
-            p = period_of(moment, kind)
-            out += [tallies[(agency, p)], tallies[(None, p)]]
-        return out
-
-    for ev in events:
+    inspections: dict[tuple[str, str], _Inspection] = defaultdict(_Inspection)
+    dossiers: dict[tuple[str, str], _Dossier] = defaultdict(_Dossier)
+    offerings: dict[tuple[str, str], list[tuple[int, int, str, bool]]] = defaultdict(list)
+    lo: int | None = None
+    hi: int | None = None
+    for position, ev in enumerate(events):
         if ev.event_id in seen:
             continue
         seen.add(ev.event_id)
+        ms = _ms(ev.occurred_at)
+        lo = ms if lo is None or ms < lo else lo
+        hi = ms if hi is None or ms > hi else hi
         if isinstance(ev, InspectionEventV1):
-            st = inspections[(ev.agency_code, ev.inspection_id)]
-            if ev.event_type == "activity" and ev.activity is not None:
-                if ev.activity.mode in IN_PERSON_MODES:
-                    st.has_in_person = True
-                else:
-                    st.has_online = True
-            elif ev.event_type == "concluded":
-                if st.concluded_at is None or ev.occurred_at > st.concluded_at:
-                    st.concluded_at = ev.occurred_at
-            elif ev.event_type == "cancelled":
-                st.cancelled = True
-            continue
-        if ev.event_type == "rejected":  # counted by no KPI
-            continue
-        for t in buckets(ev.agency_code, ev.occurred_at):
-            c = t.counts
-            if ev.event_type == "completed":
-                c["completed"] += 1
-                c["on_time"] += bool(ev.on_time)
-            elif ev.event_type == "submitted":
-                c["submissions"] += 1
-                if ev.channel == "online" and ev.form is not None:
-                    c["online_submissions"] += 1
-                    c["full_process"] += ev.service_level == "full_process"
-                    c["fields_total"] += ev.form.fields_total
-                    c["fields_prefilled"] += ev.form.fields_prefilled
-                    t.procedures_online.add(ev.procedure_code)
-                    if ev.form.fields_prefilled > 0:
-                        c["prefilled"] += 1
-                        t.procedures_prefilled.add(ev.procedure_code)
+            _apply_inspection(inspections[(ev.agency_code, ev.inspection_id)], ev, ms)
+        elif isinstance(ev, OfferingEventV1):
+            offerings[(ev.agency_code, ev.procedure_code)].append(
+                (ms, position, ev.level, ev.prefill_designed)
+            )
+        else:
+            _apply_dossier_event(dossiers[(ev.agency_code, ev.dossier_id)], ev, ms)
 
-    for (agency, _), st in inspections.items():
-        if st.cancelled or st.concluded_at is None:
-            continue
-        cls = classify_inspection(st.has_online, st.has_in_person)
-        for t in buckets(agency, st.concluded_at):
-            t.counts[cls] += 1
-
-    rows = [t.row(a, p, hybrid_counts_as_online) for (a, p), t in tallies.items()]
+    rows: list[KpiRow] = []
+    if lo is None or hi is None:
+        return rows
+    for kind in kinds:
+        facts = _Facts(kind, lo, hi)
+        _inspection_facts(facts, inspections)
+        _dossier_facts(facts, dossiers)
+        _open_dossier_facts(facts, dossiers)
+        _offering_facts(facts, offerings, eligible_procedures)
+        rows += facts.rows(hybrid_counts_as_online)
     return sort_rows(rows)
+
+
+def _apply_inspection(st: _Inspection, ev: InspectionEventV1, ms: int) -> None:
+    if ev.kind is not None and (st.kind_ms is None or ms >= st.kind_ms):
+        st.kind, st.kind_ms = ev.kind, ms
+    if ev.event_type == "activity" and ev.activity is not None:
+        online = ev.activity.mode not in IN_PERSON_MODES
+        st.activities.append((ms, online))
+        if online:
+            st.has_online = True
+        else:
+            st.has_in_person = True
+    elif ev.event_type == "concluded":
+        if st.concluded_ms is None or ms > st.concluded_ms:
+            st.concluded_ms = ms
+    elif ev.event_type == "cancelled":
+        st.cancelled = True
+
+
+def _apply_dossier_event(d: _Dossier, ev: ServiceEventV1 | ServiceEventV2, ms: int) -> None:
+    order = (ms, str(ev.event_id))
+    kind = ev.event_type
+    if kind == "submitted":
+        d.submitted = _first(d.submitted, order, ev)
+    elif kind in END_EVENT_TYPES:
+        d.end = _first(d.end, order, ev)
+    elif kind == "paid" and isinstance(ev, ServiceEventV2):
+        d.paid = _first(d.paid, order, ev)
+    elif kind in ("supplement_requested", "supplement_received"):
+        d.supplements.append((order, kind == "supplement_requested"))
+
+
+class _Facts:
+    """The tallies of one period kind, and the range of periods holding timed facts."""
+
+    def __init__(self, kind: PeriodKind, lo_ms: int, hi_ms: int) -> None:
+        self.kind = kind
+        self.tallies: dict[tuple[str | None, date], _Tally] = defaultdict(_Tally)
+        self.first = self.start_of(lo_ms)
+        self.last = self.start_of(hi_ms)
+
+    def start_of(self, ms: int) -> date:
+        return first_day(local_day_ms(ms), self.kind)
+
+    def timed(self, ms: int) -> date:
+        """The first day of the period holding ``ms`` (always within the range)."""
+        return self.start_of(ms)
+
+    def add(self, agency: str, start: date, **counts: int) -> None:
+        for t in (self.tallies[(agency, start)], self.tallies[(None, start)]):
+            for name, n in counts.items():
+                t.counts[name] += n
+
+    def ends_between(self, after_ms: int, until_ms: int | None) -> Iterable[tuple[date, int]]:
+        """The periods P in range whose end E satisfies after_ms < E <= until_ms (None: no
+        bound): (P's first day, E in ms)."""
+        start = self.start_of(after_ms)
+        start = max(start, self.first)
+        while start <= self.last:
+            end_ms = day_start_ms(next_first_day(start, self.kind))
+            if until_ms is not None and end_ms > until_ms:
+                break
+            if end_ms > after_ms:
+                yield start, end_ms
+            start = next_first_day(start, self.kind)
+
+    def rows(self, hybrid_counts: bool) -> list[KpiRow]:
+        out = []
+        agencies_with_rows: set[date] = set()
+        for (agency, start), t in self.tallies.items():
+            if agency is None or not t.has_fact():
+                continue
+            agencies_with_rows.add(start)
+            out.append(t.row(agency, label(start, self.kind), hybrid_counts))
+        for start in agencies_with_rows:
+            province = self.tallies[(None, start)]
+            out.append(province.row(None, label(start, self.kind), hybrid_counts))
+        return out
+
+
+def _inspection_facts(facts: _Facts, inspections: dict[tuple[str, str], _Inspection]) -> None:
+    for (agency, _), st in inspections.items():
+        if st.cancelled:
+            continue
+        if st.kind == "kiem_tra":
+            for ms, online in st.activities:
+                facts.add(agency, facts.timed(ms), activities=1, activities_online=int(online))
+        if st.concluded_ms is None:
+            continue
+        start = facts.timed(st.concluded_ms)
+        if st.kind == "thanh_tra":
+            facts.add(agency, start, inspections_thanh_tra=1)
+        else:
+            cls = classify_inspection(st.has_online, st.has_in_person)
+            facts.add(agency, start, **{f"inspections_{cls}": 1})
+
+
+def _dossier_facts(facts: _Facts, dossiers: dict[tuple[str, str], _Dossier]) -> None:
+    for (agency, _), d in dossiers.items():
+        sub = d.submitted[1] if d.submitted else None
+        v2 = isinstance(sub, ServiceEventV2)
+        if sub is not None and d.submitted is not None:
+            start = facts.timed(d.submitted[0][0])
+            online = sub.channel == "online" and sub.form is not None
+            prefilled = sub.form.fields_prefilled if online and sub.form else 0
+            reused = (sub.reused_components or 0) if isinstance(sub, ServiceEventV2) else 0
+            facts.add(
+                agency, start,
+                dossiers_submitted=1,
+                online_submissions=int(online),
+                online_full_process=int(online and sub.service_level == "full_process"),
+                dossiers_reusing=int(reused >= 1 or prefilled >= 1),
+                dossiers_v2=int(v2),
+                dossiers_digitized=int(isinstance(sub, ServiceEventV2) and bool(sub.digitized)),
+                online_prefilled=int(prefilled >= 1),
+                form_fields_total=sub.form.fields_total if online and sub.form else 0,
+                form_fields_prefilled=prefilled,
+            )  # fmt: skip
+            if online:
+                service = (agency, sub.procedure_code)
+                for key in ((agency, start), (None, start)):
+                    facts.tallies[key].services_online.add(service)
+                    if prefilled >= 1:
+                        facts.tallies[key].services_prefilled.add(service)
+        if d.paid is not None:
+            online_paid = int(d.paid[1].payment_channel == "online")
+            facts.add(agency, facts.timed(d.paid[0][0]), payments=1, payments_online=online_paid)
+        if d.end is None or d.end[1].event_type != "completed":
+            continue
+        end_ms, ended = d.end[0][0], d.end[1]
+        counts: dict[str, int] = {}
+        if isinstance(ended, ServiceEventV2):
+            counts["completions_v2"] = 1
+            counts["results_electronic"] = int(bool(ended.result_electronic))
+        if v2 and d.submitted is not None and isinstance(sub, ServiceEventV2):
+            paused = paused_before(d.pauses(), end_ms)
+            due = _ms(sub.due_at) if sub.due_at is not None else None
+            on_time = due is not None and end_ms <= due + paused
+            counts.update(dossiers_completed=1, dossiers_completed_on_time=int(on_time))
+            counts.update(
+                dossiers_resolved=1, resolution_ms_total=end_ms - d.submitted[0][0] - paused
+            )
+        elif ended.on_time is not None:
+            counts.update(dossiers_completed=1, dossiers_completed_on_time=int(ended.on_time))
+        if counts:
+            facts.add(agency, facts.timed(end_ms), **counts)
+
+
+def _open_dossier_facts(facts: _Facts, dossiers: dict[tuple[str, str], _Dossier]) -> None:
+    for (agency, _), d in dossiers.items():
+        if d.submitted is None or not isinstance(d.submitted[1], ServiceEventV2):
+            continue
+        due_at = d.submitted[1].due_at
+        if due_at is None:
+            continue
+        due = _ms(due_at)
+        pauses = d.pauses()
+        until = d.end[0][0] if d.end is not None else None
+        for start, end_ms in facts.ends_between(d.submitted[0][0], until):
+            overdue = due + paused_before(pauses, end_ms) < end_ms
+            facts.add(agency, start, dossiers_open=1, dossiers_overdue=int(overdue))
+
+
+def _offering_facts(
+    facts: _Facts,
+    offerings: dict[tuple[str, str], list[tuple[int, int, str, bool]]],
+    eligible: Collection[str],
+) -> None:
+    for (agency, procedure), history in offerings.items():
+        states = sorted(history)  # by occurred_at, then publication order
+        for i, (ms, _, level, prefill) in enumerate(states):
+            if level == "not_offered":
+                continue
+            following = states[i + 1][0] if i + 1 < len(states) else None
+            # E holds this state when ms <= E < the next state's occurred_at.
+            until = None if following is None else following - 1
+            for start, _end in facts.ends_between(ms - 1, until):
+                online = level in ONLINE_LEVELS
+                is_eligible = procedure in eligible
+                facts.add(
+                    agency, start,
+                    services_existing=1,
+                    services_eligible=int(is_eligible),
+                    services_full_process=int(is_eligible and level == "full_process"),
+                    services_online=int(online),
+                    services_prefill_designed=int(online and prefill),
+                )  # fmt: skip
 
 
 def sort_rows(rows: Iterable[KpiRow]) -> list[KpiRow]:

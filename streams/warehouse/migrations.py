@@ -17,7 +17,7 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from schemas.periods import PERIOD_SQL
+from schemas.periods import PERIOD_SQL, PERIOD_STEP_SQL
 from streams.errors import StreamsError
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -65,13 +65,16 @@ _GRAIN_BLOCK = re.compile(r"(?ms)^-- @each grain\n(.*?)^-- @end\n?")
 def expand_grains(sql: str) -> str:
     """One definition for every reporting period: the text between ``-- @each grain`` and
     ``-- @end`` is repeated for day, month, quarter and year, with ``@grain@`` the grain's name,
-    ``@period_start@`` its first day from the column ``at``, and ``@period@`` its label from
-    ``period_start`` (``schemas.periods.PERIOD_SQL``, the contract's periods)."""
+    ``@period_start@`` its first day from the column ``at``, ``@period@`` its label from
+    ``period_start``, ``@trunc@`` the function from a local ``Date`` to its period's first day
+    and ``@interval@`` the function from a count to an interval of periods
+    (``schemas.periods.PERIOD_SQL`` and ``PERIOD_STEP_SQL``, the contract's periods)."""
 
     def each(m: re.Match[str]) -> str:
         return "".join(
             m.group(1).replace("@grain@", grain).replace("@period_start@", start)
-            .replace("@period@", label)
+            .replace("@period@", label).replace("@trunc@", PERIOD_STEP_SQL[grain][0])
+            .replace("@interval@", PERIOD_STEP_SQL[grain][1])
             for grain, (start, label) in PERIOD_SQL.items()
         )  # fmt: skip
 

@@ -1,0 +1,465 @@
+-- KPI views of contract v2 (EVENTS.md version 2): kpi_day, kpi_month, kpi_quarter and kpi_year,
+-- one row per agency and period plus one per period for the province (agency_code NULL), with
+-- every KPI of EVENTS.md, the counts behind each, and the targets (from kpi_settings; NULL where
+-- no source gives one). Periods are counted in Asia/Ho_Chi_Minh. The executable definition is
+-- schemas/kpi.py (reference_kpis); tests hold the views equal to it. Replaces the v1 columns
+-- full_process_share and service_prefill_coverage (their honest successors are
+-- full_process_offering_rate and prefill_design_coverage). All instants are compared in whole
+-- milliseconds (DateTime64(3) as Int64).
+
+-- One row per dossier (agency x dossier_id): the facts of its first `submitted` (by occurred_at,
+-- ties: the smaller event_id text), its first end (completed, rejected or withdrawn), its first
+-- `paid`, and its supplement events. Only idempotent aggregates (argMin, groupUniqArray), so a
+-- row written twice (a redelivery not yet merged away) changes nothing: no FINAL needed.
+CREATE OR REPLACE VIEW dossier_events_folded AS
+SELECT
+    agency_code,
+    dossier_id,
+    countIf(event_type = 'submitted') > 0 AS has_submission,
+    argMinIf(
+        tuple(ms, toString(procedure_code), toString(schema), toString(ifNull(channel, '')),
+              toString(ifNull(service_level, '')), toUInt64(ifNull(fields_total, 0)),
+              toUInt64(ifNull(fields_prefilled, 0)),
+              ifNull(toUnixTimestamp64Milli(due_at), toInt64(-1)),
+              toUInt8(ifNull(digitized, 0)), toUInt64(ifNull(reused_components, 0))),
+        ord, event_type = 'submitted') AS submission,
+    countIf(event_type IN ('completed', 'rejected', 'withdrawn')) > 0 AS has_end,
+    argMinIf(
+        tuple(ms, toString(event_type), toString(schema), toInt8(ifNull(toInt8(on_time), -1)),
+              toUInt8(ifNull(result_electronic, 0))),
+        ord, event_type IN ('completed', 'rejected', 'withdrawn')) AS ending,
+    countIf(event_type = 'paid') > 0 AS has_payment,
+    argMinIf(tuple(ms, toString(ifNull(payment_channel, ''))), ord, event_type = 'paid')
+        AS payment,
+    arraySort(groupUniqArrayIf(
+        tuple(ms, toString(event_id), toUInt8(event_type = 'supplement_requested')),
+        event_type IN ('supplement_requested', 'supplement_received'))) AS supplements
+FROM
+(
+    SELECT agency_code, dossier_id, event_type, procedure_code, schema, channel, service_level,
+           fields_total, fields_prefilled, due_at, digitized, reused_components, on_time,
+           result_electronic, payment_channel, event_id,
+           toUnixTimestamp64Milli(occurred_at) AS ms, tuple(ms, toString(event_id)) AS ord
+    FROM service_events
+)
+GROUP BY agency_code, dossier_id;
+
+-- The dossier lifecycle, one row per dossier, in named columns (instants as milliseconds since
+-- 1970 UTC; -1 where absent). Pauses: the union of the spans from each supplement_requested to
+-- the next supplement_received (-1: not answered yet); a request while paused starts no new
+-- pause, a reply without a request is ignored.
+CREATE OR REPLACE VIEW dossier_lifecycle AS
+SELECT
+    toString(agency_code) AS agency_code,
+    dossier_id,
+    has_submission,
+    if(has_submission, submission.1, -1) AS submitted_ms,
+    submission.2 AS procedure_code,
+    if(has_submission, submission.3, '') AS submission_schema,
+    submission.4 AS channel,
+    submission.5 AS service_level,
+    submission.6 AS fields_total,
+    submission.7 AS fields_prefilled,
+    if(has_submission, submission.8, -1) AS due_ms,
+    submission.9 AS digitized,
+    submission.10 AS reused_components,
+    if(has_end, ending.1, -1) AS end_ms,
+    if(has_end, ending.2, '') AS end_type,
+    ending.3 AS end_schema,
+    ending.4 AS end_on_time_flag,
+    ending.5 AS result_electronic,
+    if(has_payment, payment.1, -1) AS paid_ms,
+    payment.2 AS payment_channel,
+    arrayFilter(i -> supplements[i].3 = 1 AND (i = 1 OR supplements[i - 1].3 = 0),
+                arrayEnumerate(supplements)) AS pause_index,
+    arrayMap(i -> supplements[i].1, pause_index) AS pause_starts,
+    arrayMap(i -> if(arrayFirstIndex(x -> x.3 = 0, arraySlice(supplements, i + 1)) = 0,
+                     toInt64(-1),
+                     supplements[i + arrayFirstIndex(x -> x.3 = 0, arraySlice(supplements, i + 1))].1),
+             pause_index) AS pause_ends
+FROM dossier_events_folded;
+
+-- The state of every service (agency x procedure) over time: each offering event holds from its
+-- occurred_at (valid_from) until the next one's (valid_to, exclusive; NULL for the latest).
+-- Ties on occurred_at: the later Kafka offset (published later) holds.
+CREATE OR REPLACE VIEW service_offering_history AS
+SELECT
+    toString(agency_code) AS agency_code,
+    toString(procedure_code) AS procedure_code,
+    toString(level) AS level,
+    prefill_designed,
+    occurred_at AS valid_from,
+    nullIf(leadInFrame(occurred_at, 1, toDateTime64(0, 3, 'UTC')) OVER w,
+           toDateTime64(0, 3, 'UTC')) AS valid_to,
+    event_id
+FROM offering_events FINAL
+WINDOW w AS (PARTITION BY agency_code, procedure_code ORDER BY occurred_at, _partition, _offset
+             ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING);
+
+-- The bounds of the KPI rows: the first and the last instant of any accepted event.
+CREATE OR REPLACE VIEW kpi_bounds AS
+SELECT min(lo) AS lo_ms, max(hi) AS hi_ms
+FROM
+(
+    SELECT minOrNull(toUnixTimestamp64Milli(occurred_at)) AS lo,
+           maxOrNull(toUnixTimestamp64Milli(occurred_at)) AS hi
+    FROM inspection_events
+    UNION ALL
+    SELECT minOrNull(toUnixTimestamp64Milli(occurred_at)), maxOrNull(toUnixTimestamp64Milli(occurred_at))
+    FROM service_events
+    UNION ALL
+    SELECT minOrNull(toUnixTimestamp64Milli(occurred_at)), maxOrNull(toUnixTimestamp64Milli(occurred_at))
+    FROM offering_events
+);
+
+-- @each grain
+-- Every counted fact of a @grain@, one row each: dossier submissions, first payments,
+-- completions and open dossiers at the period's end; concluded inspections and activities;
+-- services existing at the period's end. `service` is the procedure of an online submission.
+CREATE OR REPLACE VIEW kpi_facts_@grain@ AS
+SELECT
+    agency_code AS agency_code,
+    f.2 AS period_start,
+    if(f.1 = 1 AND channel = 'online', concat(agency_code, ':', procedure_code), '') AS service,
+    toUInt64(0) AS inspections_online,
+    toUInt64(0) AS inspections_hybrid,
+    toUInt64(0) AS inspections_in_person,
+    toUInt64(0) AS inspections_unclassified,
+    toUInt64(0) AS inspections_thanh_tra,
+    toUInt64(0) AS activities,
+    toUInt64(0) AS activities_online,
+    toUInt64(f.1 = 1) AS dossiers_submitted,
+    toUInt64(f.1 = 1 AND channel = 'online') AS online_submissions,
+    toUInt64(f.1 = 1 AND channel = 'online' AND service_level = 'full_process') AS online_full_process,
+    toUInt64(f.1 = 1 AND (reused_components >= 1 OR (channel = 'online' AND fields_prefilled >= 1))) AS dossiers_reusing,
+    toUInt64(f.1 = 1 AND submission_schema = 'service/2') AS dossiers_v2,
+    toUInt64(f.1 = 1 AND submission_schema = 'service/2' AND digitized = 1) AS dossiers_digitized,
+    toUInt64(f.1 = 1 AND channel = 'online' AND fields_prefilled >= 1) AS online_prefilled,
+    toUInt64(if(f.1 = 1 AND channel = 'online', fields_total, 0)) AS form_fields_total,
+    toUInt64(if(f.1 = 1 AND channel = 'online', fields_prefilled, 0)) AS form_fields_prefilled,
+    toUInt64(0) AS services_existing,
+    toUInt64(0) AS services_eligible,
+    toUInt64(0) AS services_full_process,
+    toUInt64(0) AS services_online,
+    toUInt64(0) AS services_prefill_designed,
+    toUInt64(f.1 = 3 AND (submission_schema = 'service/2' OR end_on_time_flag >= 0)) AS dossiers_completed,
+    toUInt64(f.1 = 3 AND if(submission_schema = 'service/2', end_ms <= due_ms + f.3, end_on_time_flag = 1)) AS dossiers_completed_on_time,
+    toUInt64(f.1 = 4) AS dossiers_open,
+    toUInt64(f.1 = 4 AND f.3 = 1) AS dossiers_overdue,
+    toUInt64(f.1 = 3 AND submission_schema = 'service/2') AS dossiers_resolved,
+    toInt64(if(f.1 = 3 AND submission_schema = 'service/2', end_ms - submitted_ms - f.3, 0)) AS resolution_ms_total,
+    toUInt64(f.1 = 3 AND end_schema = 'service/2') AS completions_v2,
+    toUInt64(f.1 = 3 AND end_schema = 'service/2' AND result_electronic = 1) AS results_electronic,
+    toUInt64(f.1 = 2) AS payments,
+    toUInt64(f.1 = 2 AND payment_channel = 'online') AS payments_online
+FROM
+(
+    SELECT
+        *,
+        @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
+        @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
+        @trunc@(toDate(toDateTime(intDiv(submitted_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS submitted_period,
+        -- the ends E of the periods P (first <= P <= last) at which the dossier is open:
+        -- submitted before E, no end before E, a due date (service/2)
+        arrayFilter(
+            e -> toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 > submitted_ms
+                 AND (end_ms < 0 OR toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 <= end_ms)
+                 AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period,
+            arrayMap(k -> submitted_period + @interval@(k),
+                     range(1, toUInt64(greatest(0, dateDiff('@grain@', submitted_period,
+                         if(end_ms < 0, last_period,
+                            least(@trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)))
+        ) AS open_ends,
+        arrayConcat(
+            if(has_submission, [tuple(1, submitted_period, toInt64(0))], []),
+            if(paid_ms >= 0, [tuple(2, @trunc@(toDate(toDateTime(intDiv(paid_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), toInt64(0))], []),
+            if(end_type = 'completed',
+               [tuple(3, @trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), arraySum((ps, pe) -> if(ps < end_ms, least(if(pe < 0, end_ms, pe), end_ms) - ps, 0), pause_starts, pause_ends))], []),
+            if(submission_schema = 'service/2',
+               arrayMap(e -> tuple(4, e - @interval@(1),
+                   toInt64(due_ms + arraySum((ps, pe) -> if(ps < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, least(if(pe < 0, toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, pe), toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000) - ps, 0), pause_starts, pause_ends) < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000)),
+                   open_ends), [])
+        ) AS facts
+    FROM dossier_lifecycle
+)
+ARRAY JOIN facts AS f
+UNION ALL
+SELECT
+    toString(agency_code) AS agency_code,
+    @trunc@(toDate(concluded_at, 'Asia/Ho_Chi_Minh')) AS period_start,
+    '' AS service,
+    toUInt64(kind != 'thanh_tra' AND classification = 'online') AS inspections_online,
+    toUInt64(kind != 'thanh_tra' AND classification = 'hybrid') AS inspections_hybrid,
+    toUInt64(kind != 'thanh_tra' AND classification = 'in_person') AS inspections_in_person,
+    toUInt64(kind != 'thanh_tra' AND classification = 'unclassified') AS inspections_unclassified,
+    toUInt64(kind = 'thanh_tra') AS inspections_thanh_tra,
+    toUInt64(0) AS activities,
+    toUInt64(0) AS activities_online,
+    toUInt64(0) AS dossiers_submitted,
+    toUInt64(0) AS online_submissions,
+    toUInt64(0) AS online_full_process,
+    toUInt64(0) AS dossiers_reusing,
+    toUInt64(0) AS dossiers_v2,
+    toUInt64(0) AS dossiers_digitized,
+    toUInt64(0) AS online_prefilled,
+    toUInt64(0) AS form_fields_total,
+    toUInt64(0) AS form_fields_prefilled,
+    toUInt64(0) AS services_existing,
+    toUInt64(0) AS services_eligible,
+    toUInt64(0) AS services_full_process,
+    toUInt64(0) AS services_online,
+    toUInt64(0) AS services_prefill_designed,
+    toUInt64(0) AS dossiers_completed,
+    toUInt64(0) AS dossiers_completed_on_time,
+    toUInt64(0) AS dossiers_open,
+    toUInt64(0) AS dossiers_overdue,
+    toUInt64(0) AS dossiers_resolved,
+    toInt64(0) AS resolution_ms_total,
+    toUInt64(0) AS completions_v2,
+    toUInt64(0) AS results_electronic,
+    toUInt64(0) AS payments,
+    toUInt64(0) AS payments_online
+FROM inspection_classifications FINAL
+WHERE cancelled = 0 AND concluded_at IS NOT NULL
+UNION ALL
+SELECT
+    toString(a.agency_code) AS agency_code,
+    @trunc@(toDate(a.occurred_at, 'Asia/Ho_Chi_Minh')) AS period_start,
+    '' AS service,
+    toUInt64(0) AS inspections_online,
+    toUInt64(0) AS inspections_hybrid,
+    toUInt64(0) AS inspections_in_person,
+    toUInt64(0) AS inspections_unclassified,
+    toUInt64(0) AS inspections_thanh_tra,
+    toUInt64(1) AS activities,
+    toUInt64(a.activity_online = 1) AS activities_online,
+    toUInt64(0) AS dossiers_submitted,
+    toUInt64(0) AS online_submissions,
+    toUInt64(0) AS online_full_process,
+    toUInt64(0) AS dossiers_reusing,
+    toUInt64(0) AS dossiers_v2,
+    toUInt64(0) AS dossiers_digitized,
+    toUInt64(0) AS online_prefilled,
+    toUInt64(0) AS form_fields_total,
+    toUInt64(0) AS form_fields_prefilled,
+    toUInt64(0) AS services_existing,
+    toUInt64(0) AS services_eligible,
+    toUInt64(0) AS services_full_process,
+    toUInt64(0) AS services_online,
+    toUInt64(0) AS services_prefill_designed,
+    toUInt64(0) AS dossiers_completed,
+    toUInt64(0) AS dossiers_completed_on_time,
+    toUInt64(0) AS dossiers_open,
+    toUInt64(0) AS dossiers_overdue,
+    toUInt64(0) AS dossiers_resolved,
+    toInt64(0) AS resolution_ms_total,
+    toUInt64(0) AS completions_v2,
+    toUInt64(0) AS results_electronic,
+    toUInt64(0) AS payments,
+    toUInt64(0) AS payments_online
+FROM inspection_events AS a FINAL
+INNER JOIN
+(
+    SELECT agency_code, inspection_id
+    FROM inspection_classifications FINAL
+    WHERE cancelled = 0 AND kind != 'thanh_tra'
+) AS c ON a.agency_code = c.agency_code AND a.inspection_id = c.inspection_id
+WHERE a.event_type = 'activity'
+UNION ALL
+SELECT
+    agency_code AS agency_code,
+    e - @interval@(1) AS period_start,
+    '' AS service,
+    toUInt64(0) AS inspections_online,
+    toUInt64(0) AS inspections_hybrid,
+    toUInt64(0) AS inspections_in_person,
+    toUInt64(0) AS inspections_unclassified,
+    toUInt64(0) AS inspections_thanh_tra,
+    toUInt64(0) AS activities,
+    toUInt64(0) AS activities_online,
+    toUInt64(0) AS dossiers_submitted,
+    toUInt64(0) AS online_submissions,
+    toUInt64(0) AS online_full_process,
+    toUInt64(0) AS dossiers_reusing,
+    toUInt64(0) AS dossiers_v2,
+    toUInt64(0) AS dossiers_digitized,
+    toUInt64(0) AS online_prefilled,
+    toUInt64(0) AS form_fields_total,
+    toUInt64(0) AS form_fields_prefilled,
+    toUInt64(1) AS services_existing,
+    toUInt64(eligible) AS services_eligible,
+    toUInt64(eligible AND level = 'full_process') AS services_full_process,
+    toUInt64(level IN ('full_process', 'partial')) AS services_online,
+    toUInt64(level IN ('full_process', 'partial') AND prefill_designed = 1) AS services_prefill_designed,
+    toUInt64(0) AS dossiers_completed,
+    toUInt64(0) AS dossiers_completed_on_time,
+    toUInt64(0) AS dossiers_open,
+    toUInt64(0) AS dossiers_overdue,
+    toUInt64(0) AS dossiers_resolved,
+    toInt64(0) AS resolution_ms_total,
+    toUInt64(0) AS completions_v2,
+    toUInt64(0) AS results_electronic,
+    toUInt64(0) AS payments,
+    toUInt64(0) AS payments_online
+FROM
+(
+    SELECT
+        agency_code, level, prefill_designed,
+        procedure_code IN (SELECT code FROM procedures WHERE full_process_eligible = 1)
+            AS eligible,
+        toUnixTimestamp64Milli(valid_from) AS from_ms,
+        ifNull(toUnixTimestamp64Milli(valid_to), toInt64(-1)) AS to_ms,
+        @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
+        @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
+        @trunc@(toDate(toDateTime(intDiv(from_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS from_period,
+        -- the ends E of the periods P (first <= P <= last) at which this state holds:
+        -- valid_from <= E < valid_to
+        arrayFilter(
+            e -> toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 >= from_ms
+                 AND (to_ms < 0 OR toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 < to_ms)
+                 AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period,
+            arrayMap(k -> from_period + @interval@(k),
+                     range(0, toUInt64(greatest(0, dateDiff('@grain@', from_period,
+                         if(to_ms < 0, last_period,
+                            least(@trunc@(toDate(toDateTime(intDiv(to_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)))
+        ) AS ends
+    FROM service_offering_history
+    WHERE level != 'not_offered'
+)
+ARRAY JOIN ends AS e;
+
+-- The KPIs of each agency and @grain@, and of the province (agency_code NULL).
+CREATE OR REPLACE VIEW kpi_@grain@ AS
+SELECT
+    agency AS agency_code,
+    @period@ AS period,
+    period_start,
+    if(inspections_online + inspections_hybrid + inspections_in_person = 0, NULL,
+       (inspections_online + if(hybrid_counts_as_online = 1, inspections_hybrid, 0))
+       / (inspections_online + inspections_hybrid + inspections_in_person)) AS online_inspection_share,
+    if(activities = 0, NULL, activities_online / activities) AS online_activity_share,
+    if(dossiers_submitted = 0, NULL, online_submissions / dossiers_submitted) AS online_dossier_rate,
+    if(dossiers_submitted = 0, NULL, online_full_process / dossiers_submitted) AS full_process_dossier_rate,
+    if(dossiers_submitted = 0, NULL, dossiers_reusing / dossiers_submitted) AS data_reuse_rate,
+    if(dossiers_v2 = 0, NULL, dossiers_digitized / dossiers_v2) AS digitization_rate,
+    if(online_submissions = 0, NULL, online_prefilled / online_submissions) AS prefilled_submission_share,
+    if(form_fields_total = 0, NULL, form_fields_prefilled / form_fields_total) AS prefill_depth,
+    if(services_with_online_dossiers = 0, NULL,
+       services_with_prefilled_dossiers / services_with_online_dossiers) AS prefill_observed_coverage,
+    if(services_eligible = 0, NULL, services_full_process / services_eligible) AS full_process_offering_rate,
+    if(services_online = 0, NULL, services_prefill_designed / services_online) AS prefill_design_coverage,
+    if(dossiers_completed + dossiers_open = 0, NULL,
+       (dossiers_completed_on_time + dossiers_open - dossiers_overdue)
+       / (dossiers_completed + dossiers_open)) AS on_time_rate,
+    if(dossiers_resolved = 0, NULL, resolution_ms_total / dossiers_resolved / 86400000) AS average_resolution_days,
+    if(completions_v2 = 0, NULL, results_electronic / completions_v2) AS electronic_result_rate,
+    if(payments = 0, NULL, payments_online / payments) AS online_payment_rate,
+    inspections_online,
+    inspections_hybrid,
+    inspections_in_person,
+    inspections_unclassified,
+    inspections_thanh_tra,
+    activities,
+    activities_online,
+    dossiers_submitted,
+    online_submissions,
+    online_full_process,
+    dossiers_reusing,
+    dossiers_v2,
+    dossiers_digitized,
+    online_prefilled,
+    form_fields_total,
+    form_fields_prefilled,
+    services_with_online_dossiers,
+    services_with_prefilled_dossiers,
+    services_existing,
+    services_eligible,
+    services_full_process,
+    services_online,
+    services_prefill_designed,
+    dossiers_completed,
+    dossiers_completed_on_time,
+    dossiers_open,
+    dossiers_overdue,
+    dossiers_resolved,
+    resolution_ms_total,
+    completions_v2,
+    results_electronic,
+    payments,
+    payments_online,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_online_inspection_share')
+        AS target_online_inspection_share,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_online_activity_share')
+        AS target_online_activity_share,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_online_dossier_rate')
+        AS target_online_dossier_rate,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_full_process_dossier_rate')
+        AS target_full_process_dossier_rate,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_data_reuse_rate')
+        AS target_data_reuse_rate,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_digitization_rate')
+        AS target_digitization_rate,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_prefilled_submission_share')
+        AS target_prefilled_submission_share,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_prefill_depth')
+        AS target_prefill_depth,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_prefill_observed_coverage')
+        AS target_prefill_observed_coverage,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_full_process_offering_rate')
+        AS target_full_process_offering_rate,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_prefill_design_coverage')
+        AS target_prefill_design_coverage,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_on_time_rate')
+        AS target_on_time_rate,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_average_resolution_days')
+        AS target_average_resolution_days,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_electronic_result_rate')
+        AS target_electronic_result_rate,
+    (SELECT anyOrNull(value) FROM kpi_settings FINAL WHERE name = 'target_online_payment_rate')
+        AS target_online_payment_rate,
+    toUInt8(ifNull((SELECT anyOrNull(value) FROM kpi_settings FINAL
+            WHERE name = 'hybrid_counts_as_online'), 0)) AS hybrid_counts_as_online
+FROM
+(
+    SELECT
+        if(grouping(agency_code) = 1, NULL, agency_code) AS agency,
+        period_start,
+        sum(f.inspections_online) AS inspections_online,
+        sum(f.inspections_hybrid) AS inspections_hybrid,
+        sum(f.inspections_in_person) AS inspections_in_person,
+        sum(f.inspections_unclassified) AS inspections_unclassified,
+        sum(f.inspections_thanh_tra) AS inspections_thanh_tra,
+        sum(f.activities) AS activities,
+        sum(f.activities_online) AS activities_online,
+        sum(f.dossiers_submitted) AS dossiers_submitted,
+        sum(f.online_submissions) AS online_submissions,
+        sum(f.online_full_process) AS online_full_process,
+        sum(f.dossiers_reusing) AS dossiers_reusing,
+        sum(f.dossiers_v2) AS dossiers_v2,
+        sum(f.dossiers_digitized) AS dossiers_digitized,
+        sum(f.online_prefilled) AS online_prefilled,
+        sum(f.form_fields_total) AS form_fields_total,
+        sum(f.form_fields_prefilled) AS form_fields_prefilled,
+        sum(f.services_existing) AS services_existing,
+        sum(f.services_eligible) AS services_eligible,
+        sum(f.services_full_process) AS services_full_process,
+        sum(f.services_online) AS services_online,
+        sum(f.services_prefill_designed) AS services_prefill_designed,
+        sum(f.dossiers_completed) AS dossiers_completed,
+        sum(f.dossiers_completed_on_time) AS dossiers_completed_on_time,
+        sum(f.dossiers_open) AS dossiers_open,
+        sum(f.dossiers_overdue) AS dossiers_overdue,
+        sum(f.dossiers_resolved) AS dossiers_resolved,
+        sum(f.resolution_ms_total) AS resolution_ms_total,
+        sum(f.completions_v2) AS completions_v2,
+        sum(f.results_electronic) AS results_electronic,
+        sum(f.payments) AS payments,
+        sum(f.payments_online) AS payments_online,
+        uniqExactIf(f.service, f.online_submissions = 1) AS services_with_online_dossiers,
+        uniqExactIf(f.service, f.online_prefilled = 1) AS services_with_prefilled_dossiers
+    FROM kpi_facts_@grain@ AS f
+    GROUP BY GROUPING SETS ((agency_code, period_start), (period_start))
+    HAVING inspections_online > 0 OR inspections_hybrid > 0 OR inspections_in_person > 0 OR inspections_unclassified > 0 OR inspections_thanh_tra > 0 OR activities > 0 OR activities_online > 0 OR dossiers_submitted > 0 OR online_submissions > 0 OR online_full_process > 0 OR dossiers_reusing > 0 OR dossiers_v2 > 0 OR dossiers_digitized > 0 OR online_prefilled > 0 OR form_fields_total > 0 OR form_fields_prefilled > 0 OR services_existing > 0 OR services_eligible > 0 OR services_full_process > 0 OR services_online > 0 OR services_prefill_designed > 0 OR dossiers_completed > 0 OR dossiers_completed_on_time > 0 OR dossiers_open > 0 OR dossiers_overdue > 0 OR dossiers_resolved > 0 OR completions_v2 > 0 OR results_electronic > 0 OR payments > 0 OR payments_online > 0
+);
+
+-- @end
