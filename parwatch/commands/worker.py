@@ -154,7 +154,7 @@ def _serve_metrics(
         codes: Callable[[], frozenset[str]] = frozenset
     else:
         chain = engine.chain
-        topics = (cfg.topics.inspections, cfg.topics.services)
+        topics = cfg.topics.events()
         known = chain.catalog
         sources = Sources(
             consumer=lambda: engine.consumer, stats=chain.stats,

@@ -23,6 +23,7 @@ TABLE_ORDER = (
     "inspection_events",
     "service_events",
     "service_submissions",
+    "offering_events",
     "inspection_classifications",
 )
 

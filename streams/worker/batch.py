@@ -27,6 +27,7 @@ class Batch:
     tally: Tally = field(default_factory=Tally)  # results by topic, refusals, agencies (metrics)
     messages: int = 0
     dead_letters: list[asyncio.Future[Any]] = field(default_factory=list)  # sends in flight
+    forwards: list[asyncio.Future[Any]] = field(default_factory=list)  # forwarded, in flight
     started: float = field(default_factory=time.monotonic)
 
     @property

@@ -1,6 +1,7 @@
 """The batch engine: aiokafka ``getmany`` batches through the chain's steps, then the commit.
 
-One consumer in the group ``app_id`` reads both event topics in batches. Each fetched batch is
+One consumer in the group ``app_id`` reads the event topics (inspections, services, offerings)
+in batches. Each fetched batch is
 handed to ``Intake.submit`` (decoding starts in the decoding process) up to ``DECODE_AHEAD``
 batches ahead of the one being applied (``Intake.apply``: signature, states, classification,
 rows into the open ``Batch``). When the open batch holds ``max_rows`` rows or has been open
@@ -74,9 +75,7 @@ class BatchEngine:
     async def _start_clients(self) -> None:
         assert self.consumer is not None
         await self.chain.start()
-        self.consumer.subscribe(
-            [self.cfg.topics.inspections, self.cfg.topics.services], listener=_Rebalance(self)
-        )
+        self.consumer.subscribe(list(self.cfg.topics.events()), listener=_Rebalance(self))
         await self.consumer.start()  # joins the group and waits for a first assignment
 
     async def _loop(self) -> None:
@@ -152,9 +151,8 @@ class BatchEngine:
         self.chain.states.forget()
 
     async def on_assigned(self) -> None:
-        """After partitions moved: wait for the destination, then reload the known filter."""
-        await self.chain.destination.settle(self._stop)
-        await self.chain.states.load_known()
+        """After partitions moved: the partition counts, the destination, the known filter."""
+        await self.chain.assigned(self._stop)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

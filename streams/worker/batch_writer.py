@@ -2,16 +2,17 @@
 
 ``write(batch, commit)``, in this order:
 1. the rows go to the destination (``destination``: ClickHouse, or the rows topic) while the
-   batch's dead letters are being acknowledged by the broker; both must succeed;
+   batch's dead letters and forwarded events (``forwarding``) are being acknowledged by the
+   broker; all must succeed;
 2. ``commit(batch.offsets)``: the engine's own way to say the messages are done (the batch
    engine commits the offsets; the Faust engine acknowledges the events, and Faust commits);
 3. the counts: status file, Prometheus metrics (the batch's ``Tally``), ``SinkStats``;
    the states changed by the batch may then be trimmed from the caches.
 
 Blocking: awaits the write, retried through outages (backpressure: the engine reads nothing
-more meanwhile). Errors: a failed dead-letter send raises before anything is committed (the
-messages are read again). Idempotent: the same messages give the same token, and the
-warehouse keeps one copy of a batch written twice.
+more meanwhile). Errors: a failed dead-letter or forward send raises before anything is
+committed (the messages are read again). Idempotent: the same messages give the same token,
+and the warehouse keeps one copy of a batch written twice.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class BatchWriter:
         started = time.monotonic()
         # The dead letters' acknowledgements and the insert run at once (waiting for one, then
         # the other, added a broker round trip to every write); the commit waits for both.
-        refusals = asyncio.gather(*batch.dead_letters) if batch.dead_letters else None
+        sends = [*batch.dead_letters, *batch.forwards]
+        refusals = asyncio.gather(*sends) if sends else None
         tables = batch.rows.take()
         sizes = {table: len(rows_) for table, rows_ in tables.items()}
         written = await self.destination.write(tables, batch.token(), batch.messages)

@@ -1,7 +1,8 @@
 """The chain of steps of a classifying worker, built once: every variant is chosen here.
 
 ``build(cfg)`` assembles, for either engine: the catalog and keyring holders, the decoder, the
-entity states, ``Intake`` (decode, signature, restore, classify, dead letters) and
+entity states, the forwarder (events read on another partition than their key's),
+``Intake`` (decode, signature, restore, classify, dead letters, forwards) and
 ``BatchWriter`` (write, commit, count), with the destination chosen from ``cfg.role``: the
 warehouse for ``all``, the rows topic for ``classify``. The engines add only how they read and
 acknowledge (``batch_engine``, ``faust_engine``); the loop never asks which role it plays.
@@ -13,6 +14,7 @@ start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from streams.worker.dead_letter_topic import DeadLetterTopic
 from streams.worker.decoder import Decoder
 from streams.worker.destination import Destination, RowsTopic, Warehouse
 from streams.worker.entity_states import EntityStates
+from streams.worker.forwarding import Forwarder
 from streams.worker.intake import Intake
 from streams.worker.kafka import Producer
 from streams.worker.keyring_holder import KeyringHolder, describe
@@ -61,11 +64,19 @@ class Chain:
     sink: ClickHouseSink  # the writes' connection (and the catalog tables')
     reader: ClickHouseSink  # the states' connection, beside the writes
     outage: _Outage
+    forwarder: Forwarder
     _next_check: float = 0.0
 
     @property
     def stats(self) -> SinkStats:
         return self.sink.stats
+
+    async def assigned(self, stop: asyncio.Event) -> None:
+        """After an assignment, for either engine: the topics' partition counts (forwarding),
+        then the destination's barrier, then the filter of known entities."""
+        await self.forwarder.refresh()
+        await self.destination.settle(stop)
+        await self.states.load_known()
 
     def on_outage(self, listener: Callable[[bool], None]) -> None:
         """``listener(True)`` on every failed warehouse call, ``(False)`` once it answers."""
@@ -125,7 +136,8 @@ def build(cfg: WorkerConfig, *, open_client: Callable[[], Any] | None = None) ->
     keyring = None if cfg.keyring is None else KeyringHolder(cfg.keyring, cfg.keyring_path)
     decoder = Decoder(cfg.decode_processes)
     dead_letters = DeadLetterTopic(producer, cfg.topics.dead_letters)
-    intake = Intake(catalog, keyring, decoder, states, dead_letters)
+    forwarder = Forwarder(producer, cfg.topics.events())
+    intake = Intake(catalog, keyring, decoder, states, dead_letters, forwarder)
     writer = BatchWriter(destination, states, sink.stats, cfg.status_path)
     return Chain(cfg, catalog, keyring, decoder, states, intake, writer, destination, producer,
-                 sink, reader, outage)  # fmt: skip
+                 sink, reader, outage, forwarder)  # fmt: skip

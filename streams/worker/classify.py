@@ -1,7 +1,9 @@
 """Pure classification: functions of (state, event, position). No I/O, no clock, no globals.
 
-Per-entity state is keyed by the Kafka key (``{agency}:{inspection_id}`` or
-``{agency}:{dossier_id}``), so every update of one entity happens on one partition, in order.
+Per-entity state is keyed by the Kafka key (``{agency}:{inspection_id}``,
+``{agency}:{dossier_id}`` or ``{agency}:{procedure_code}``; one map per kind, since the same
+string may name a dossier and a service), so every update of one entity happens on one
+partition, in order.
 Each state remembers the Kafka position of the first accepted copy of every event_id it
 applied, which separates the two kinds of repeat:
 
@@ -10,8 +12,10 @@ applied, which separates the two kinds of repeat:
 * ``DUPLICATE``: another message with an event_id already applied. Counted and skipped.
 
 The inspection classification depends only on the set of activities, never on their order;
-``version`` (the number of distinct events applied) grows with every change, so the warehouse
-keeps the row with the highest version, which is the complete state.
+its ``kind`` is the one carried by the latest event (by ``occurred_at``) that carries one (ties:
+the one applied later), ``kiem_tra`` when none does. ``version`` (the number of distinct events
+applied) grows with every change, so the warehouse keeps the row with the highest version, which
+is the complete state.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from enum import Enum
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
 from schemas.kpi import InspectionClass, classify_inspection
-from schemas.service import ServiceEventV1
+from schemas.offering import OfferingEventV1
+from schemas.service import ServiceEvent
 
 Position = tuple[int, int]  # (partition, offset) of the first accepted copy
 EventKey = int  # ``event_id.int``: cheaper per event than the UUID's text, and the same identity
@@ -41,6 +46,9 @@ def _outcome(seen: dict[EventKey, Position], event_id: EventKey, position: Posit
     return Outcome.REDELIVERED if tuple(first) == tuple(position) else Outcome.DUPLICATE
 
 
+DEFAULT_KIND = "kiem_tra"  # EVENTS.md: an inspection none of whose events carries ``kind``
+
+
 @dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per event
 class InspectionState:
     has_online: bool = False
@@ -51,6 +59,8 @@ class InspectionState:
     cancelled: bool = False
     sector: str | None = None
     seen: dict[EventKey, Position] = field(default_factory=dict)
+    kind: str = DEFAULT_KIND  # of the latest event (by occurred_at) that carried one
+    kind_at: int | None = None  # that event's occurred_at, milliseconds
 
     @property
     def version(self) -> int:
@@ -61,13 +71,14 @@ class InspectionState:
         return classify_inspection(self.has_online, self.has_in_person)
 
 
-InspectionFacts = tuple[EventKey, str, bool | None, int, str | None]
+InspectionFacts = tuple[EventKey, str, bool | None, int, str | None, str | None]
 """What the classification reads of an inspection event: (event key, event type, in person?
-(activity events only), occurred_at in milliseconds since 1970 UTC, sector). A plain tuple:
-it crosses processes (``streams.worker.decoder``), and plain tuples pickle fastest."""
+(activity events only), occurred_at in milliseconds since 1970 UTC, sector, kind as sent). A
+plain tuple: it crosses processes (``streams.worker.decoder``), and plain tuples pickle
+fastest."""
 
 
-ActivityFacts = tuple[str, bool | None, int, str | None]
+ActivityFacts = tuple[str, bool | None, int, str | None, str | None]
 """``InspectionFacts`` after the event key: what the decoding process sends (the key travels
 beside it once, see ``processor.Decoded``)."""
 
@@ -86,7 +97,7 @@ def activity_facts(event: InspectionEventV1, occurred_ms: int) -> ActivityFacts:
     """The facts of ``event`` after its key; ``occurred_ms`` is ``ticks_ms(occurred_at)``."""
     act = event.activity
     in_person = None if act is None else act.mode in IN_PERSON_MODES
-    return (event.event_type, in_person, occurred_ms, event.sector)
+    return (event.event_type, in_person, occurred_ms, event.sector, event.kind)
 
 
 def inspection_facts(event: InspectionEventV1) -> InspectionFacts:
@@ -97,7 +108,7 @@ def apply_inspection(
     state: InspectionState, event: InspectionEventV1 | InspectionFacts, position: Position
 ) -> tuple[InspectionState, Outcome]:
     """The state after ``event``; unchanged for a redelivery or a duplicate."""
-    eid, kind, in_person, occurred_ms, sector = (
+    eid, event_type, in_person, occurred_ms, sector, kind = (
         event if isinstance(event, tuple) else inspection_facts(event)
     )
     outcome = _outcome(state.seen, eid, position)
@@ -105,39 +116,52 @@ def apply_inspection(
         return state, outcome
     has_online, has_in_person, activities = state.has_online, state.has_in_person, state.activities
     opened_at, concluded_at, cancelled = state.opened_at, state.concluded_at, state.cancelled
-    if kind == "activity" and in_person is not None:
+    if event_type == "activity" and in_person is not None:
         activities += 1
         if in_person:
             has_in_person = True
         else:
             has_online = True
-    elif kind == "opened":
+    elif event_type == "opened":
         if opened_at is None or occurred_ms < opened_at:
             opened_at = occurred_ms
-    elif kind == "concluded":
+    elif event_type == "concluded":
         if concluded_at is None or occurred_ms > concluded_at:
             concluded_at = occurred_ms
-    elif kind == "cancelled":
+    elif event_type == "cancelled":
         cancelled = True
+    kind_at = state.kind_at
+    if kind is None:
+        kind = state.kind
+    elif kind_at is None or occurred_ms >= kind_at:  # the latest; a tie: this one, applied later
+        kind_at = occurred_ms
+    else:
+        kind = state.kind
     # The constructor, not dataclasses.replace: this runs for every event (replace is slow).
     new = InspectionState(
         has_online, has_in_person, activities, opened_at, concluded_at, cancelled,
         sector if sector is not None else state.sector,
-        {**state.seen, eid: position},
+        {**state.seen, eid: position}, kind, kind_at,
     )  # fmt: skip
     return new, outcome
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per event
 class DossierState:
+    """A dossier's state, and a service's (``OfferingState``): the events applied, for dedup."""
+
     seen: dict[EventKey, Position] = field(default_factory=dict)
 
 
+OfferingState = DossierState
+"""A service's (agency x procedure) state: dedup only, as a dossier's; kept in a map of its own."""
+
+
 def apply_service(
-    state: DossierState, event: ServiceEventV1 | EventKey, position: Position
+    state: DossierState, event: ServiceEvent | OfferingEventV1 | EventKey, position: Position
 ) -> tuple[DossierState, Outcome]:
-    """Dedup only: every accepted service event becomes rows of its own. ``event`` may be
-    given as its ``event_id.int``."""
+    """Dedup only: every accepted service or offering event becomes rows of its own. ``event``
+    may be given as its ``event_id.int``."""
     eid = event if isinstance(event, int) else event.event_id.int
     outcome = _outcome(state.seen, eid, position)
     if outcome is not Outcome.NEW:
@@ -145,7 +169,11 @@ def apply_service(
     return DossierState(seen={**state.seen, eid: position}), outcome
 
 
-def prefill_class(event: ServiceEventV1) -> str:
+apply_offering = apply_service
+"""An offering event against its service's state: the same dedup as a dossier's events."""
+
+
+def prefill_class(event: ServiceEvent) -> str:
     """``full`` / ``partial`` / ``none`` for an online submission, ``not_online`` otherwise."""
     if event.channel != "online" or event.form is None:
         return "not_online"

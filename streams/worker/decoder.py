@@ -34,14 +34,14 @@ import tempfile
 import threading
 import time
 from array import array
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any
 
 from streams.errors import StreamsError
-from streams.worker.processor import Decoded, Origins, Refusal, decode_many, pack_batch
+from streams.worker.processor import Decoding, Origins, decode_many, pack_batch
 
 INLINE_START = 0.25  # share of a batch decoded in the worker's own process, at first
 INLINE_STEP = 0.02  # moved after each batch, towards whichever side waits
@@ -114,7 +114,7 @@ def _take(path: str) -> bytes:
 
 def decode_file(
     path: str, count: int, origins: list[tuple[str, int, int]], now: datetime,
-    known_agencies: Collection[str],
+    known_agencies: Collection[str], partitions: Mapping[str, int] | None = None,
 ) -> str:  # fmt: skip
     """In the child: the batch in ``path`` (``count`` value lengths, then the offsets, then the
     values: ``Decoder._put``) decoded; the results pickled to a file whose name is returned."""
@@ -128,7 +128,7 @@ def decode_file(
     for topic, partition, n in origins:
         runs.append((topic, partition, offsets[start : start + n]))
         start += n
-    out = decode_many(data[16 * count :], lengths, runs, now, known_agencies)
+    out = decode_many(data[16 * count :], lengths, runs, now, known_agencies, partitions)
     done = path[: -len(".in")] + ".out"
     _write(done, pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
     return done
@@ -164,17 +164,18 @@ class Decoder:
 
     def submit(
         self, groups: list[tuple[str, int, list[Any]]], now: datetime,
-        known_agencies: Collection[str],
-    ) -> asyncio.Future[list[Decoded | Refusal]]:  # fmt: skip
+        known_agencies: Collection[str], partitions: Mapping[str, int] | None = None,
+    ) -> asyncio.Future[list[Decoding]]:  # fmt: skip
         """Start decoding a batch given as (topic, partition, Kafka messages) groups; the
-        future gives one ``Decoded`` or ``Refusal`` a message, in the groups' order. The last
+        future gives one ``Decoded``, ``Refusal`` or ``Forward`` a message (``partitions``: the
+        topics' partition counts, see ``processor.decode_many``), in the groups' order. The last
         ``inline_share`` of the messages are decoded here and now (the children meanwhile
         decode the rest); with several processes, each gets a run of whole groups of about the
         same size."""
         loop = asyncio.get_running_loop()
         if self._pool is None:
-            fut: asyncio.Future[list[Decoded | Refusal]] = loop.create_future()
-            fut.set_result(decode_many(*pack_batch(groups), now, known_agencies))
+            fut: asyncio.Future[list[Decoding]] = loop.create_future()
+            fut.set_result(decode_many(*pack_batch(groups), now, known_agencies, partitions))
             return fut
         running = [f for f in self._running if not f.done()]
         if self._running and not running:  # the children finished all they had: they wait
@@ -184,7 +185,7 @@ class Decoder:
         try:
             parts = [
                 loop.run_in_executor(
-                    self._pool, decode_file, *self._put(part), now, known_agencies
+                    self._pool, decode_file, *self._put(part), now, known_agencies, partitions
                 )  # fmt: skip
                 for part in _split(remote, self.processes)
                 if part
@@ -192,7 +193,7 @@ class Decoder:
         except BrokenProcessPool as exc:  # a process died while idle
             raise DecoderError(f"a decoding process died: {exc}") from exc
         self._running = running + parts
-        here = decode_many(*pack_batch(local), now, known_agencies) if local else []
+        here = decode_many(*pack_batch(local), now, known_agencies, partitions) if local else []
         return asyncio.ensure_future(self._joined(parts, here))
 
     def balance(self, waited: bool) -> None:
@@ -216,14 +217,14 @@ class Decoder:
         return path, len(lengths), [(t, p, len(offsets)) for t, p, offsets in origins]
 
     async def _joined(
-        self, parts: list[asyncio.Future[str]], here: list[Decoded | Refusal]
-    ) -> list[Decoded | Refusal]:
+        self, parts: list[asyncio.Future[str]], here: list[Decoding]
+    ) -> list[Decoding]:
         try:
             done = await asyncio.gather(*parts)
         except BrokenProcessPool as exc:
             raise DecoderError(f"a decoding process died: {exc}") from exc
         # Written by our own child in our private folder (0700), never by anyone else.
-        results: list[list[Decoded | Refusal]] = [
+        results: list[list[Decoding]] = [
             pickle.loads(_take(path))  # noqa: S301
             for path in done
         ]

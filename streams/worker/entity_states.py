@@ -1,4 +1,6 @@
-"""The states of the entities in the owned partitions: two bounded caches (``StateCache``), the
+"""The states of the entities in the owned partitions: three bounded caches (``StateCache``: one
+per kind, inspections, dossiers and services, since one key string may name a dossier and a
+service), the
 filter of the entities the warehouse may hold (``KnownKeys``), and their rebuilding from the
 warehouse (``restore.load_states``).
 
@@ -21,8 +23,8 @@ from typing import Any
 
 from streams.worker.known import KnownKeys
 from streams.worker.metrics import Tally
-from streams.worker.processor import INSPECTION, Decoded, Refusal
-from streams.worker.restore import load_states
+from streams.worker.processor import INSPECTION, SERVICE, Decoded, Decoding
+from streams.worker.restore import load_offering_states, load_states
 from streams.worker.sink import ClickHouseSink
 from streams.worker.state_cache import StateCache
 
@@ -46,6 +48,7 @@ class EntityStates:
     def __init__(self, capacity: int, reader: ClickHouseSink) -> None:
         self.inspections = StateCache(capacity)
         self.dossiers = StateCache(capacity)
+        self.offerings = StateCache(capacity)
         self.reader = reader
         # Entities that may be in the warehouse: None until loaded after an assignment (records
         # can arrive while it loads: then every missing state is looked for, and its key noted).
@@ -53,21 +56,25 @@ class EntityStates:
         self._noted: list[str] = []
         self.generation = 0
 
+    @property
+    def caches(self) -> tuple[StateCache, StateCache, StateCache]:
+        return (self.inspections, self.dossiers, self.offerings)
+
     def __len__(self) -> int:
-        return len(self.inspections) + len(self.dossiers)
+        return sum(len(c) for c in self.caches)
 
     def write_started(self) -> None:
-        self.inspections.write_started()
-        self.dossiers.write_started()
+        for c in self.caches:
+            c.write_started()
 
     def write_done(self) -> None:
-        self.inspections.write_done()
-        self.dossiers.write_done()
+        for c in self.caches:
+            c.write_done()
 
     def trim(self) -> None:
         """Between batches only (see ``StateCache``)."""
-        self.inspections.trim()
-        self.dossiers.trim()
+        for c in self.caches:
+            c.trim()
 
     def revoke(self) -> None:
         """Partitions are about to move: decoded batches not yet applied are dropped, and
@@ -78,44 +85,50 @@ class EntityStates:
     def forget(self) -> None:
         """After the last write of the revoked partitions: another worker may own those
         entities next; their states come back from the warehouse."""
-        self.inspections.clear()
-        self.dossiers.clear()
+        for c in self.caches:
+            c.clear()
 
-    async def restore(self, decoded: Sequence[Decoded | Refusal], tally: Tally) -> None:
-        """Fetch from the warehouse the states of the entities not in the caches."""
+    async def restore(self, decoded: Sequence[Decoding], tally: Tally) -> None:
+        """Fetch from the warehouse the states of the entities not in the caches (refused and
+        forwarded messages are not processed here: their states are not needed)."""
         want_i: dict[str, tuple[str, str]] = {}
         want_d: dict[str, tuple[str, str]] = {}
+        want_o: dict[str, tuple[str, str]] = {}
         fresh: list[str] = []  # certainly not in the warehouse: nothing to fetch
-        inspections, dossiers = self.inspections, self.dossiers
+        inspections, dossiers, offerings = self.inspections, self.dossiers, self.offerings
         known: Any = self.known if self.known is not None else _EVERYTHING
         for d in decoded:
-            if isinstance(d, Refusal):
+            if not isinstance(d, Decoded):
                 continue
+            kind = d.kind
             key = d.key
-            if d.kind == INSPECTION:
-                if key not in inspections:
-                    if key in known:
-                        want_i[key] = (d.agency_code, d.entity_id)
-                    else:
-                        fresh.append(key)
-            elif key not in dossiers:
+            if key not in (
+                inspections if kind == INSPECTION else dossiers if kind == SERVICE else offerings
+            ):
                 if key in known:
-                    want_d[key] = (d.agency_code, d.entity_id)
+                    want = want_i if kind == INSPECTION else want_d if kind == SERVICE else want_o
+                    want[key] = (d.agency_code, d.entity_id)
                 else:
                     fresh.append(key)
-        tally.looked_up(len(want_i) + len(want_d), len(fresh))
+        tally.looked_up(len(want_i) + len(want_d) + len(want_o), len(fresh))
         if self.known is None:  # loading: the keys go in once it is loaded
             self._noted += want_i
             self._noted += want_d
+            self._noted += want_o
         for key in fresh:  # before their rows are written (see ``known``)
             known.add(key)
-        if not want_i and not want_d:
+        if not want_i and not want_d and not want_o:
             return
-        ins, dos = await self.reader.call(
-            lambda client: load_states(client, want_i.values(), want_d.values())
-        )
+
+        def load(client: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            ins, dos = load_states(client, want_i.values(), want_d.values())
+            offs = load_offering_states(client, want_o.values()) if want_o else {}
+            return ins, dos, offs
+
+        ins, dos, offs = await self.reader.call(load)
         self.inspections.load(ins, set(want_i))
         self.dossiers.load(dos, set(want_d))
+        self.offerings.load(offs, set(want_o))
 
     async def load_known(self) -> None:
         """Rebuild the filter of entities in the warehouse (after the partitions' previous

@@ -1,8 +1,8 @@
 """The Faust engine: the chain's steps as a faust-streaming application.
 
 A ``faust.App`` named ``app_id`` (so Faust's consumer group is the worker's group) with one agent
-on both event topics (raw bytes, no Faust serializer). The agent takes batches
-(``stream.noack_take(max_rows, within=flush_interval_s)``), hands each to the chain
+on the event topics (inspections, services, offerings; raw bytes, no Faust serializer). The agent
+takes batches (``stream.noack_take(max_rows, within=flush_interval_s)``), hands each to the chain
 (``Intake.submit``/``apply``: decode, signature, states, classification, dead letters) and writes
 it (``BatchWriter``); the events are acknowledged (``stream.ack``) only after the write, and
 Faust commits acknowledged offsets on its own schedule (``broker_commit_interval``, ``_every``).
@@ -16,7 +16,8 @@ The two engines differ only in how they read and acknowledge.
   committed) and the agent crashes, which stops the worker: a restart reads them again.
 * Rebalance: Faust waits until every event handed to the agent is acknowledged
   (``stream_wait_empty``) before it revokes partitions; then the cached states are dropped.
-  After an assignment the destination settles and the filter of known entities is reloaded.
+  After an assignment the topics' partition counts are read (forwarding), the destination
+  settles and the filter of known entities is reloaded.
 * Web: Faust's own server on ``web_host:web_port`` (loopback by default) serves
   ``/parwatch/health/`` (200 when partitions are assigned and the warehouse answers, else 503)
   and ``/parwatch/status/`` (the status file's content).
@@ -126,7 +127,7 @@ class FaustEngine:
         self._busy = asyncio.Lock()  # held while a batch is applied and written
         self._failure: BaseException | None = None  # what stopped the agent, raised by ``run``
         topic = self.app.topic(
-            cfg.topics.inspections, cfg.topics.services,
+            *cfg.topics.events(),
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
         )  # fmt: skip
         self.app.agent(topic, name="parwatch-events", concurrency=1)(self._agent)
@@ -213,8 +214,7 @@ class FaustEngine:
         log.info("partitions assigned: %s", ", ".join(names))
         await self.start_chain()  # the destination's barrier may need the producer
         self.chain.stats.assigned = names
-        await self.chain.destination.settle(self._stop)
-        await self.chain.states.load_known()
+        await self.chain.assigned(self._stop)
         self.chain.writer.write_status()
 
     async def _health(self, request: Any) -> Any:

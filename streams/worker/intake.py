@@ -1,5 +1,6 @@
 """The per-batch steps before the write, for any engine: decode and validate, signature,
-restore states, dedupe and classify, rows and dead letters into the open ``Batch``.
+restore states, dedupe and classify, rows and dead letters into the open ``Batch``; events read
+on another partition than their key's are forwarded there instead (``forwarding``).
 
 * Input: a fetched batch as ``(partition, messages)`` groups, in fetch order; a partition is a
   ``(topic, partition)`` named tuple, a message anything with ``offset``, ``key``, ``value``
@@ -8,7 +9,8 @@ restore states, dedupe and classify, rows and dead letters into the open ``Batch
 * ``submit`` starts decoding at once (in the decoding process, see ``decoder``) and returns a
   ``Pending``; ``apply`` waits for it, then checks signatures, restores the missing states,
   classifies every message in order and buffers its rows, sends refusals to the dead-letters
-  topic and records the batch's positions (what may be committed once it is written).
+  topic and forwarded events to their partition, and records the batch's positions (what may
+  be committed once it is written, and those sends acknowledged).
 * ``apply`` returns False, and changes nothing, if the partitions were revoked since
   ``submit`` (``EntityStates.generation``): those messages will be read again by their owner.
 * Errors: an invalid message is a refusal (never an exception); a warehouse outage while
@@ -31,8 +33,17 @@ from streams.worker.catalog_holder import CatalogHolder
 from streams.worker.dead_letter_topic import DeadLetterTopic
 from streams.worker.decoder import Decoder
 from streams.worker.entity_states import EntityStates
+from streams.worker.forwarding import Forwarder
 from streams.worker.keyring_holder import KeyringHolder
-from streams.worker.processor import Decoded, Refusal, Result, apply_decoded, refusal_of
+from streams.worker.processor import (
+    Decoded,
+    Decoding,
+    Forward,
+    Refusal,
+    Result,
+    apply_decoded,
+    refusal_of,
+)
 from streams.worker.rows import Origin
 
 Groups = Sequence[tuple[Any, Sequence[Any]]]
@@ -46,7 +57,7 @@ class Pending:
     """A fetched batch being decoded."""
 
     groups: Groups
-    decoded: asyncio.Future[list[Decoded | Refusal]]
+    decoded: asyncio.Future[list[Decoding]]
     generation: int
     now: datetime
 
@@ -54,20 +65,22 @@ class Pending:
 class Intake:
     def __init__(
         self, catalog: CatalogHolder, keyring: KeyringHolder | None, decoder: Decoder,
-        states: EntityStates, dead_letters: DeadLetterTopic,
+        states: EntityStates, dead_letters: DeadLetterTopic, forwarder: Forwarder,
     ) -> None:  # fmt: skip
         self.catalog = catalog
         self.keyring = keyring
         self.decoder = decoder
         self.states = states
         self.dead_letters = dead_letters
+        self.forwarder = forwarder
 
     def submit(self, groups: Groups) -> Pending:
         """Hand a fetched batch to the decoder (it starts at once)."""
         now = datetime.now(UTC)
         decoded = self.decoder.submit(
-            [(tp.topic, tp.partition, list(ms)) for tp, ms in groups], now, self.catalog.codes
-        )
+            [(tp.topic, tp.partition, list(ms)) for tp, ms in groups], now, self.catalog.codes,
+            self.forwarder.partitions,
+        )  # fmt: skip
         return Pending(groups, decoded, self.states.generation, now)
 
     async def apply(self, p: Pending, batch: Batch) -> bool:
@@ -88,19 +101,24 @@ class Intake:
         out = batch.rows
         tally = batch.tally
         tally.agencies.update(map(_AGENCY, decoded))  # one pass, in C
-        inspections, dossiers = states.inspections, states.dossiers
+        inspections, dossiers, offerings = states.inspections, states.dossiers, states.offerings
         i = 0
-        refused = Result.REFUSED.value
+        refused, forwarded = Result.REFUSED.value, Result.FORWARDED.value
         for tp, messages in p.groups:
             topic, partition = tp.topic, tp.partition
             results = tally.by_topic[topic]
             for m in messages:
                 d = decoded[i]
                 i += 1
-                if not isinstance(d, Refusal):
+                if isinstance(d, Decoded):
                     result = apply_decoded(
-                        d, topic, partition, m.offset, now, inspections, dossiers, out
+                        d, topic, partition, m.offset, now, inspections, dossiers, offerings, out
+                    )  # fmt: skip
+                elif isinstance(d, Forward):
+                    batch.forwards.append(
+                        await self.forwarder.send(topic, d.partition, d.key, m.value, m.headers)
                     )
+                    result = forwarded
                 else:
                     out.tables["dead_letters"].append(d.row)
                     batch.dead_letters.append(await self.dead_letters.send(m.key, d.message))
@@ -112,10 +130,9 @@ class Intake:
             batch.messages += len(messages)
         return True
 
-    def _check_signatures(
-        self, p: Pending, decoded: list[Decoded | Refusal], keyring: Keyring
-    ) -> None:
-        """A decoded event whose signature does not hold with ``keyring`` becomes a refusal."""
+    def _check_signatures(self, p: Pending, decoded: list[Decoding], keyring: Keyring) -> None:
+        """A decoded event whose signature does not hold with ``keyring`` becomes a refusal
+        (also one to forward: a refusal is dead-lettered where it is read)."""
         i = 0
         for tp, messages in p.groups:
             for m in messages:

@@ -2,7 +2,7 @@
 
 * ``group_consumer``: a member of a consumer group that never commits by itself; offsets are
   committed by ``commit``, after the warehouse has the rows they cover.
-* ``event_producer``: acks=all, for dead letters, rows and markers.
+* ``event_producer``: acks=all, for dead letters, forwarded events, rows and markers.
 * ``commit`` never raises: a failed commit means the rows are written and will be read again
   (as redeliveries, recognised by their positions) by whoever owns the partition next.
 * ``unless_stopped``/``poll``/``start_unless_stopped`` give up on a broker call as soon as stop
@@ -76,10 +76,13 @@ class Producer:
         await self._client.start()
 
     async def send(
-        self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None
-    ) -> asyncio.Future[Any]:
+        self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:  # fmt: skip
         producer = self._started()
-        return await producer.send(topic, value=value, key=key, partition=partition)  # type: ignore[no-any-return]
+        return await producer.send(  # type: ignore[no-any-return]
+            topic, value=value, key=key, partition=partition, headers=headers or None
+        )
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(await self._started().partitions_for(topic))

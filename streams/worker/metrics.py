@@ -5,7 +5,12 @@ are written and the offsets committed.
 
 Counters:
 - ``parwatch_messages_total{topic, result}``: messages made durable; ``result`` is ``accepted``,
-  ``redelivered`` (read again after a crash or rebalance), ``duplicate`` or ``refused``.
+  ``redelivered`` (read again after a crash or rebalance), ``duplicate``, ``refused`` or
+  ``forwarded``.
+- ``parwatch_events_forwarded_total{topic}``: valid events read on another partition than the
+  one their entity key maps to (murmur2, EVENTS.md Transport), produced to that partition (and
+  acknowledged) instead of being processed where read; they are processed, and counted again,
+  there. Above 0: a publisher uses another partitioner (librdkafka's crc32 default).
 - ``parwatch_refused_total{topic, reason}``: refused messages made durable, by ``Reason``.
 - ``parwatch_agency_messages_total{agency}``: messages made durable, by the ``agency_code``
   they carry (``unknown``: none, or not in the catalog).
@@ -129,6 +134,11 @@ class WorkerMetrics:
             "parwatch_messages_total", "Messages made durable, by result.",
             ["topic", "result"], registry=r,
         )  # fmt: skip
+        self.forwarded = PromCounter(
+            "parwatch_events_forwarded_total",
+            "Events produced to their key's partition instead of processed where read.",
+            ["topic"], registry=r,
+        )  # fmt: skip
         self.refused_ = PromCounter(
             "parwatch_refused_total", "Refused messages made durable, by reason.",
             ["topic", "reason"], registry=r,
@@ -204,6 +214,7 @@ class WorkerMetrics:
         # Every series of a closed label set exists from the start, at 0: an alert on
         # ``increase(...) == 0`` needs a series to compare, and a rate needs a first sample.
         for topic in self.topics:
+            self.forwarded.labels(topic)
             for result in RESULTS:
                 self.messages.labels(topic, result)
             for reason in REASONS:
@@ -239,7 +250,7 @@ class WorkerMetrics:
         (aiokafka ``TopicPartition`` -> next offset). Called once per write, after the commit."""
         self.flush_seconds.observe(time.monotonic() - started)
         self.flush_messages.observe(messages)
-        refused = accepted = 0
+        refused = accepted = forwarded = 0
         for topic, by_result in tally.by_topic.items():
             for result, n in by_result.items():
                 self.messages.labels(topic, result).inc(n)
@@ -247,6 +258,9 @@ class WorkerMetrics:
                     refused += n
                 elif result == "accepted":
                     accepted += n
+                elif result == "forwarded":
+                    forwarded += n
+                    self.forwarded.labels(topic).inc(n)
         codes = self._agency_labels()
         for (topic, reason, agency), n in tally.refusals.items():
             self.refused_.labels(topic, reason).inc(n)
@@ -257,7 +271,7 @@ class WorkerMetrics:
             if n:
                 self.rows.labels(table).inc(n)
         if tally.by_topic:
-            valid = messages - refused
+            valid = messages - refused - forwarded  # forwarded ones are looked up where they go
             self.lookups.labels("restored").inc(tally.restored)
             self.lookups.labels("new").inc(tally.new)
             self.lookups.labels("cached").inc(max(0, valid - tally.restored - tally.new))

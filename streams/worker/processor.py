@@ -3,12 +3,14 @@
 Two steps, so that the first can run in another process (``streams.worker.decoder``):
 
 1. ``decode_many`` (no state): each message's bytes become a ``Decoded`` (the event's own rows,
-   and the few facts the second step needs) or a ``Refusal`` (its dead-letter row and message);
+   and the few facts the second step needs), a ``Refusal`` (its dead-letter row and message),
+   or a ``Forward`` (a valid event read on another partition than its key's: see
+   ``partitioning``; given the topics' partition counts);
 2. ``apply_decoded`` (the entity states): dedupe, classify, and add the rows to a buffer.
 
-``states`` is any mutable mapping from the entity key (``{agency}:{inspection_id}`` or
-``{agency}:{dossier_id}``) to the entity's state (``None`` or absent: no events yet): the
-worker's bounded cache (``state_cache.StateCache``), a dict in tests.
+The states are mutable mappings, one per kind, from the entity key (``{agency}:{inspection_id}``,
+``{agency}:{dossier_id}``, ``{agency}:{procedure_code}``) to the entity's state (``None`` or
+absent: no events yet): the worker's bounded caches (``state_cache.StateCache``), dicts in tests.
 The caller passes ``now`` (for the future-timestamp rule and ``_ingested_at``) and owns the
 ``RowBuffer``; nothing here blocks or reads the clock.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections import defaultdict
-from collections.abc import Container, MutableMapping
+from collections.abc import Container, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -27,7 +29,9 @@ from typing import Any, NamedTuple
 from schemas.decoding import MAX_FUTURE_SKEW, decode, decode_timed
 from schemas.errors import InvalidEvent
 from schemas.inspection import InspectionEventV1
-from schemas.service import ServiceEventV1
+from schemas.offering import OfferingEventV1
+from schemas.service import ServiceEvent
+from streams.warehouse.tables import Row
 from streams.worker import rowbinary, rows
 from streams.worker.classify import (
     ActivityFacts,
@@ -39,6 +43,7 @@ from streams.worker.classify import (
     apply_service,
     ticks_ms,
 )
+from streams.worker.partitioning import KEY_HASHES, key_hash
 
 
 class Result(Enum):
@@ -46,6 +51,7 @@ class Result(Enum):
     REDELIVERED = "redelivered"
     DUPLICATE = "duplicate"
     REFUSED = "refused"
+    FORWARDED = "forwarded"  # produced to its key's partition, processed there
 
 
 # The values, for the per-message path (an Enum member's ``.value`` is a property lookup).
@@ -66,7 +72,7 @@ class RowBuffer:
     tables: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     states: dict[str, tuple[str, str, InspectionState, datetime]] = field(default_factory=dict)
 
-    def add(self, table: str, row: rows.Row) -> None:
+    def add(self, table: str, row: Row) -> None:
         self.tables[table].append(row)
 
     def __len__(self) -> int:
@@ -91,9 +97,10 @@ class Processed:
     agency_code: str | None = None
 
 
-Event = InspectionEventV1 | ServiceEventV1
+Event = InspectionEventV1 | ServiceEvent | OfferingEventV1
 _NO_INSPECTION, _NO_DOSSIER = InspectionState(), DossierState()
-INSPECTION, SERVICE, REFUSAL = 0, 1, 2  # the ``kind`` of a Decoded or Refusal
+# The ``kind`` of a Decoded (INSPECTION, SERVICE, OFFERING), a Refusal or a Forward.
+INSPECTION, SERVICE, OFFERING, REFUSAL, FORWARD = 0, 1, 2, 3, 4
 
 
 class Decoded(NamedTuple):
@@ -101,15 +108,15 @@ class Decoded(NamedTuple):
     integer is slow to pickle) and agency codes shared: they cross processes
     (``streams.worker.decoder``), and pickling them is on the decoding process's clock."""
 
-    kind: int  # INSPECTION or SERVICE
-    key: str  # the entity key: {agency_code}:{inspection_id or dossier_id}
+    kind: int  # INSPECTION, SERVICE or OFFERING
+    key: str  # the entity key: {agency_code}:{inspection_id, dossier_id or procedure_code}
     event_key: int  # event_id.int
     agency_code: str
-    entity_id: str  # inspection_id or dossier_id
+    entity_id: str  # inspection_id, dossier_id or procedure_code
     facts: ActivityFacts | None  # the InspectionFacts after the event key; inspections only
     # The event's own RowBinary rows, written unless it is a duplicate: an inspection's
     # ``inspection_events`` row; a service event's ``service_events`` row, then its
-    # ``service_submissions`` row if it is a submission.
+    # ``service_submissions`` row if it is a submission; an offering's ``offering_events`` row.
     own_rows: tuple[bytes, ...]
 
 
@@ -120,9 +127,20 @@ class Refusal(NamedTuple):
     """A refused message: what goes to the dead-letters table and topic."""
 
     kind: int  # always REFUSAL
-    row: rows.Row  # its dead_letters row (the reason first)
+    row: Row  # its dead_letters row (the reason first)
     message: bytes  # the value for the dead-letters topic
     agency_code: str | None
+
+
+class Forward(NamedTuple):
+    """A valid event read on another partition than the one its entity key maps to: it is
+    produced again, unchanged, to ``partition`` of the same topic, and not processed here."""
+
+    kind: int  # always FORWARD
+    key: str  # the entity key (the message key it is produced with)
+    partition: int  # where the key maps (``partitioning``)
+    agency_code: str
+    event_key: int  # event_id.int (for a signature refusal)
 
 
 def summarize(
@@ -146,6 +164,12 @@ def summarize(
         return Decoded(
             INSPECTION, f"{agency}:{entity}", event.event_id.int, agency, entity, facts, (row,),
         )  # fmt: skip
+    if isinstance(event, OfferingEventV1):
+        entity = event.procedure_code
+        row = rowbinary.offering_event(event, raw, at, now_ms, occurred_ms)
+        return Decoded(
+            OFFERING, f"{agency}:{entity}", event.event_id.int, agency, entity, None, (row,),
+        )  # fmt: skip
     entity = event.dossier_id
     own: tuple[bytes, ...] = (rowbinary.service_event(event, raw, at, now_ms, occurred_ms),)
     if event.event_type == "submitted":
@@ -166,19 +190,28 @@ Origins = list[tuple[str, int, "array[int]"]]
 """Where a batch's messages were read: (topic, partition, offsets), in message order."""
 
 
+Decoding = Decoded | Refusal | Forward
+"""What step 1 makes of a message."""
+
+
 def decode_many(
     blob: bytes, lengths: array[int], origins: Origins, now: datetime,
-    known_agencies: Container[str],
-) -> list[Decoded | Refusal]:  # fmt: skip
+    known_agencies: Container[str], partitions: Mapping[str, int] | None = None,
+) -> list[Decoding]:  # fmt: skip
     """Step 1 over a batch: the messages' values are ``blob`` cut at ``lengths`` (one bytes
-    object and two arrays pickle as fast as copying them; what the decoding process runs)."""
+    object and two arrays pickle as fast as copying them; what the decoding process runs).
+    ``partitions``: each topic's partition count; a valid event of a topic listed there whose
+    key maps to another partition than the one it was read from becomes a ``Forward`` (a
+    refused one is refused here, never forwarded)."""
     now_ms = ticks_ms(now)
     Origin = rows.Origin
-    out: list[Decoded | Refusal] = []
+    out: list[Decoding] = []
     append = out.append
     start = 0
     sizes = iter(lengths)
+    hashes = KEY_HASHES
     for topic, partition, offsets in origins:
+        n = partitions.get(topic, 0) if partitions else 0
         for offset in offsets:
             end = start + next(sizes)
             raw = blob[start:end]
@@ -189,7 +222,15 @@ def decode_many(
             except InvalidEvent as invalid:
                 append(refusal_of(invalid, at, now))
                 continue
-            append(summarize(event, raw, at, now_ms, ts))
+            d = summarize(event, raw, at, now_ms, ts)
+            if n:  # one lookup a message: the key's hash is remembered (``partitioning``)
+                h = hashes.get(d.key)
+                if h is None:
+                    h = key_hash(d.key)
+                if h % n != partition:
+                    append(Forward(FORWARD, d.key, h % n, d.agency_code, d.event_key))
+                    continue
+            append(d)
     return out
 
 
@@ -230,11 +271,12 @@ def apply_decoded(
     now: datetime,
     inspection_states: MutableMapping[str, Any],
     dossier_states: MutableMapping[str, Any],
+    offering_states: MutableMapping[str, Any],
     out: RowBuffer,
 ) -> str:
-    """Dedupe and classify a decoded event against its entity's state; append its rows.
-    Returns the ``Result``'s value. Positional, and the message's position as three values:
-    the worker calls it for every message."""
+    """Dedupe and classify a decoded event against its entity's state (in the map of its
+    kind); append its rows. Returns the ``Result``'s value. Positional, and the message's
+    position as three values: the worker calls it for every message."""
     kind, key, event_key, agency, entity_id, facts, own = d
     position = (partition, offset)
     tables = out.tables
@@ -248,7 +290,7 @@ def apply_decoded(
             inspection_states[key] = state
         tables["inspection_events"].append(own[0])
         out.states[key] = (agency, entity_id, state, now)  # ``updated_at``: ``now``
-    else:
+    elif kind == SERVICE:
         dossier = dossier_states.get(key) or _NO_DOSSIER
         new_dossier, outcome = apply_service(dossier, event_key, position)
         if outcome is Outcome.DUPLICATE:
@@ -259,6 +301,15 @@ def apply_decoded(
         tables["service_events"].append(own[0])
         if len(own) > 1:
             tables["service_submissions"].append(own[1])
+    else:  # OFFERING: dedup as a dossier's, in the services' own map
+        service = offering_states.get(key) or _NO_DOSSIER
+        new_service, outcome = apply_service(service, event_key, position)
+        if outcome is Outcome.DUPLICATE:
+            at = rows.Origin(topic, partition, offset)
+            return _duplicate(d, service.seen[event_key], at, now, out)
+        if outcome is Outcome.NEW:
+            offering_states[key] = new_service
+        tables["offering_events"].append(own[0])
     return _ACCEPTED if outcome is Outcome.NEW else _REDELIVERED
 
 
@@ -271,9 +322,12 @@ def process(
     inspection_states: MutableMapping[str, Any],
     dossier_states: MutableMapping[str, Any],
     out: RowBuffer,
+    offering_states: MutableMapping[str, Any] | None = None,
 ) -> Processed:
     """Handle one message in this process, with the worker's two steps (``decode_many``'s body
-    for one message, then ``apply_decoded``); a refusal keeps its exception in the result."""
+    for one message, then ``apply_decoded``); a refusal keeps its exception in the result.
+    Without ``offering_states``, offering events are deduplicated within this call only.
+    Never forwards (no partition counts)."""
     try:
         event = decode(raw, known_agency=known_agencies, now=now)
     except InvalidEvent as invalid:
@@ -282,7 +336,8 @@ def process(
         return Processed(Result.REFUSED, invalid, invalid.agency_code)
     result = apply_decoded(
         summarize(event, raw, at, ticks_ms(now)), at.topic, at.partition, at.offset, now,
-        inspection_states, dossier_states, out,
+        inspection_states, dossier_states, {} if offering_states is None else offering_states,
+        out,
     )  # fmt: skip
     return Processed(Result(result), agency_code=event.agency_code)
 

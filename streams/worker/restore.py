@@ -10,7 +10,9 @@ crash or follow a partition to another worker.
 
 No FINAL: a row written twice (a batch retried after a crash) is the same event at the same
 position, which the classifiers apply once; the primary key (agency_code, entity id) serves the
-lookup.
+lookup. Events are replayed in Kafka order (partition, offset), the order they were applied in:
+the one order-dependent rule (an inspection's ``kind`` when two events carrying it share an
+``occurred_at``: the one applied later) comes out as it did live.
 """
 
 from __future__ import annotations
@@ -23,12 +25,20 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import ValidationError
 
-from schemas.events import EVENT_ADAPTER, upgrade
+from schemas.events import EVENT_ADAPTER, AnyEvent, upgrade
 from schemas.fastpath import FAST_ADAPTER, nfc_safe
 from schemas.inspection import InspectionEventV1
-from schemas.service import ServiceEventV1
+from schemas.offering import OfferingEventV1
+from schemas.service import ServiceEventV1, ServiceEventV2
 from streams.warehouse.client import WarehouseError
-from streams.worker.classify import DossierState, InspectionState, apply_inspection, apply_service
+from streams.worker.classify import (
+    DossierState,
+    InspectionState,
+    OfferingState,
+    apply_inspection,
+    apply_offering,
+    apply_service,
+)
 
 # How many keys one query asks for (the IN lists are sent in the query text).
 CHUNK = 5000
@@ -37,7 +47,8 @@ CHUNK = 5000
 # f"{agency_code}:{entity id}", as the Kafka key. ``known`` reads the same pairs.
 INSPECTION_EVENTS = ("inspection_events", "inspection_id")
 SERVICE_EVENTS = ("service_events", "dossier_id")
-ENTITY_TABLES = (INSPECTION_EVENTS, SERVICE_EVENTS)
+OFFERING_EVENTS = ("offering_events", "procedure_code")
+ENTITY_TABLES = (INSPECTION_EVENTS, SERVICE_EVENTS, OFFERING_EVENTS)
 
 
 def _strings(values: Collection[str]) -> str:
@@ -53,9 +64,10 @@ def _strings(values: Collection[str]) -> str:
 
 
 def _rows(client: Client, table: str, entity_col: str, keys: list[tuple[str, str]]) -> list[Any]:
-    """The stored events of the (agency_code, entity id) pairs ``keys``. Asked for as two
-    plain IN lists (agencies, ids), both on the primary key, then the pairs are checked here:
-    a tuple IN list takes ClickHouse about three times as long to read."""
+    """The stored events (payload, partition, offset) of the (agency_code, entity id) pairs
+    ``keys``, in Kafka order. Asked for as two plain IN lists (agencies, ids), both on the
+    primary key, then the pairs are checked here: a tuple IN list takes ClickHouse about three
+    times as long to read."""
     out: list[Any] = []
     for i in range(0, len(keys), CHUNK):
         wanted = set(keys[i : i + CHUNK])
@@ -70,10 +82,11 @@ def _rows(client: Client, table: str, entity_col: str, keys: list[tuple[str, str
         except ClickHouseError as exc:
             raise WarehouseError(f"reading states from {table} failed: {exc}") from exc
         out.extend(r[2:] for r in result if (r[0], r[1]) in wanted)
+    out.sort(key=lambda r: (r[1], r[2]))  # (partition, offset): the order applied live
     return out
 
 
-def _event(payload: str) -> InspectionEventV1 | ServiceEventV1:
+def _event(payload: str) -> AnyEvent:
     """A stored payload (accepted once) as its event: the fast models first (``fastpath``)."""
     raw = payload.encode()
     if nfc_safe(raw):
@@ -100,7 +113,21 @@ def load_states(
     dossiers: dict[str, DossierState] = {}
     for payload, partition, offset in _rows(client, *SERVICE_EVENTS, sorted(dossiers_wanted)):
         ev = _event(payload)
-        assert isinstance(ev, ServiceEventV1)
+        assert isinstance(ev, ServiceEventV1 | ServiceEventV2)
         dossier = dossiers.get(ev.key, DossierState())
         dossiers[ev.key], _ = apply_service(dossier, ev, (int(partition), int(offset)))
     return inspections, dossiers
+
+
+def load_offering_states(
+    client: Client, wanted: Collection[tuple[str, str]]
+) -> dict[str, OfferingState]:
+    """The states (by service key) of the (agency_code, procedure_code) pairs that have
+    offering events in the warehouse."""
+    services: dict[str, OfferingState] = {}
+    for payload, partition, offset in _rows(client, *OFFERING_EVENTS, sorted(wanted)):
+        ev = _event(payload)
+        assert isinstance(ev, OfferingEventV1)
+        state = services.get(ev.key, OfferingState())
+        services[ev.key], _ = apply_offering(state, ev, (int(partition), int(offset)))
+    return services

@@ -1,6 +1,7 @@
 """The event tables' rows as ClickHouse RowBinary, built where the event is decoded.
 
-An event's own rows (``inspection_events``, ``service_events``, ``service_submissions``) depend
+An event's own rows (``inspection_events``, ``service_events``, ``service_submissions``,
+``offering_events``) depend
 on the event alone, so the decoding process (``streams.worker.decoder``) encodes them (the worker
 encodes ``inspection_classifications``, one row per inspection and write); the worker only
 joins the rows it keeps (not a duplicate's) and inserts them with ``FORMAT RowBinary``, which
@@ -19,8 +20,9 @@ from __future__ import annotations
 import struct
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
-from schemas.service import ServiceEventV1
-from streams.worker.classify import InspectionState, prefill_class
+from schemas.offering import OfferingEventV1
+from schemas.service import ServiceEvent, ServiceEventV2
+from streams.worker.classify import InspectionState, prefill_class, ticks_ms
 from streams.worker.rows import Origin
 
 _U32 = struct.Struct("<I").pack
@@ -32,6 +34,8 @@ _FIELDS = struct.Struct("<BIBI").pack  # fields_total, fields_prefilled: not NUL
 _II = struct.Struct("<II").pack
 _LOW64 = (1 << 64) - 1
 _NULL = b"\x01"
+_V1_SERVICE = b"\x01" * 5  # a service/1 event's v2 columns: all NULL
+_FLAG = {None: _NULL, False: b"\x00\x00", True: b"\x00\x01"}  # Nullable(UInt8) of a bool
 
 
 def _varint(n: int) -> bytes:
@@ -97,6 +101,10 @@ def _nu32(v: int | None) -> bytes:
     return _NULL if v is None else b"\x00" + _U32(v)
 
 
+def _nt64(v: int | None) -> bytes:
+    return _NULL if v is None else b"\x00" + _I64(v)
+
+
 def inspection_event(
     ev: InspectionEventV1, raw: bytes, at: Origin, now_ms: int, occurred_ms: int
 ) -> bytes:
@@ -111,14 +119,16 @@ def inspection_event(
             _uuid(ev.event_id.int), _LC[ev.event_type], _I64(occurred_ms),
             _LC[ev.agency_code], _str(ev.inspection_id), activity, _nstr(ev.sector),
             _LCN[ev.subject_type], _LC[ev.schema_version], _bytes(raw), _LC[at.topic],
-            _TAIL(at.partition, at.offset, now_ms),
+            _TAIL(at.partition, at.offset, now_ms), _LCN[ev.kind],
         )
     )  # fmt: skip
 
 
-def service_event(
-    ev: ServiceEventV1, raw: bytes, at: Origin, now_ms: int, occurred_ms: int
-) -> bytes:
+def _due_ms(ev: ServiceEventV2) -> int | None:
+    return None if ev.due_at is None else ticks_ms(ev.due_at)
+
+
+def service_event(ev: ServiceEvent, raw: bytes, at: Origin, now_ms: int, occurred_ms: int) -> bytes:
     form = ev.form
     if form is None:
         fields = b"\x01\x01\x00"  # fields_total, fields_prefilled: NULL; prefill_sources: []
@@ -128,34 +138,58 @@ def service_event(
         )  # fmt: skip
     on_time = _NULL if ev.on_time is None else (b"\x00\x01" if ev.on_time else b"\x00\x00")
     applicant = ev.applicant.type if ev.applicant else None
+    if isinstance(ev, ServiceEventV2):
+        v2 = b"".join(
+            (
+                _nt64(_due_ms(ev)), _FLAG[ev.digitized], _nu32(ev.reused_components),
+                _LCN[ev.payment_channel], _FLAG[ev.result_electronic],
+            )
+        )  # fmt: skip
+    else:
+        v2 = _V1_SERVICE
     return b"".join(
         (
             _uuid(ev.event_id.int), _LC[ev.event_type], _I64(occurred_ms),
             _LC[ev.agency_code], _LC[ev.procedure_code], _str(ev.dossier_id),
             _LCN[ev.channel], _LCN[ev.service_level], fields, on_time, _LCN[applicant],
             _LC[ev.schema_version], _bytes(raw), _LC[at.topic],
-            _TAIL(at.partition, at.offset, now_ms),
+            _TAIL(at.partition, at.offset, now_ms), v2,
         )
     )  # fmt: skip
 
 
-def submission(ev: ServiceEventV1, now_ms: int, occurred_ms: int) -> bytes:
+def submission(ev: ServiceEvent, now_ms: int, occurred_ms: int) -> bytes:
     form = ev.form
     online = ev.channel == "online" and form is not None
     total = form.fields_total if online and form else 0
     prefilled = form.fields_prefilled if online and form else 0
+    if isinstance(ev, ServiceEventV2):  # due_at, digitized, reused_components (0 when absent)
+        v2 = _nt64(_due_ms(ev)) + _FLAG[ev.digitized] + _U32(ev.reused_components or 0)
+    else:
+        v2 = b"\x01\x01\x00\x00\x00\x00"
     return b"".join(
         (
             _uuid(ev.event_id.int), _I64(occurred_ms), _LC[ev.agency_code],
             _LC[ev.procedure_code], _str(ev.dossier_id), _LC[ev.channel or ""],
             _LCN[ev.service_level], _II(total, prefilled), _LC[prefill_class(ev)],
-            _strs(list(form.prefill_sources or []) if form else None), _I64(now_ms),
+            _strs(list(form.prefill_sources or []) if form else None), _I64(now_ms), v2,
+            _LC[ev.schema_version],
         )
     )  # fmt: skip
 
 
-def _nt64(v: int | None) -> bytes:
-    return _NULL if v is None else b"\x00" + _I64(v)
+def offering_event(
+    ev: OfferingEventV1, raw: bytes, at: Origin, now_ms: int, occurred_ms: int
+) -> bytes:
+    """``offering_events``: one offering/1 event (``rows.offering_event_row``)."""
+    return b"".join(
+        (
+            _uuid(ev.event_id.int), _I64(occurred_ms), _LC[ev.agency_code],
+            _LC[ev.procedure_code], _LC[ev.level], b"\x01" if ev.prefill_designed else b"\x00",
+            _LC[ev.schema_version], _bytes(raw), _LC[at.topic],
+            _TAIL(at.partition, at.offset, now_ms),
+        )
+    )  # fmt: skip
 
 
 def classification(agency: str, inspection_id: str, st: InspectionState, now_ms: int) -> bytes:
@@ -166,6 +200,6 @@ def classification(agency: str, inspection_id: str, st: InspectionState, now_ms:
             b"\x01" if st.has_online else b"\x00", b"\x01" if st.has_in_person else b"\x00",
             _U32(st.activities), _nt64(st.opened_at), _nt64(st.concluded_at),
             b"\x01" if st.cancelled else b"\x00", _nstr(st.sector), _U64(st.version),
-            _I64(now_ms),
+            _I64(now_ms), _LC[st.kind],
         )
     )  # fmt: skip

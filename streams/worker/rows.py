@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 
 from schemas.errors import InvalidEvent
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
-from schemas.service import ServiceEventV1
+from schemas.offering import OfferingEventV1
+from schemas.service import ServiceEvent, ServiceEventV2
 from streams.warehouse.tables import Row
 from streams.worker.classify import InspectionState, prefill_class, ticks_ms
 
@@ -42,7 +43,7 @@ def inspection_event_row(ev: InspectionEventV1, raw: bytes, at: Origin, now_ms: 
         (0 if act.mode in IN_PERSON_MODES else 1) if act else None,
         act.system_code if act else None,
         ev.sector, ev.subject_type, ev.schema_version, _text(raw),
-        at.topic, at.partition, at.offset, now_ms,
+        at.topic, at.partition, at.offset, now_ms, ev.kind,
     ]  # fmt: skip
 
 
@@ -50,11 +51,25 @@ def classification_row(agency: str, inspection_id: str, st: InspectionState, now
     return [
         agency, inspection_id, st.classification, int(st.has_online), int(st.has_in_person),
         st.activities, st.opened_at, st.concluded_at, int(st.cancelled), st.sector, st.version,
-        now,
+        now, st.kind,
     ]  # fmt: skip
 
 
-def service_event_row(ev: ServiceEventV1, raw: bytes, at: Origin, now_ms: int) -> Row:
+def _flag(v: bool | None) -> int | None:
+    return None if v is None else int(v)
+
+
+def _v2_columns(ev: ServiceEvent) -> list[Any]:
+    """due_at, digitized, reused_components, payment_channel, result_electronic: NULL for a
+    ``service/1`` event (it has no such fields)."""
+    if not isinstance(ev, ServiceEventV2):
+        return [None] * 5
+    due = None if ev.due_at is None else ticks_ms(ev.due_at)
+    return [due, _flag(ev.digitized), ev.reused_components, ev.payment_channel,
+            _flag(ev.result_electronic)]  # fmt: skip
+
+
+def service_event_row(ev: ServiceEvent, raw: bytes, at: Origin, now_ms: int) -> Row:
     form = ev.form
     return [
         ev.event_id.int, ev.event_type, ticks_ms(ev.occurred_at), ev.agency_code, ev.procedure_code,
@@ -64,12 +79,17 @@ def service_event_row(ev: ServiceEventV1, raw: bytes, at: Origin, now_ms: int) -
         None if ev.on_time is None else int(ev.on_time),
         ev.applicant.type if ev.applicant else None,
         ev.schema_version, _text(raw), at.topic, at.partition, at.offset, now_ms,
+        *_v2_columns(ev),
     ]  # fmt: skip
 
 
-def submission_row(ev: ServiceEventV1, now_ms: int) -> Row:
+def submission_row(ev: ServiceEvent, now_ms: int) -> Row:
     form = ev.form
     online = ev.channel == "online" and form is not None
+    due, digitized, reused = None, None, 0
+    if isinstance(ev, ServiceEventV2):
+        due = None if ev.due_at is None else ticks_ms(ev.due_at)
+        digitized, reused = _flag(ev.digitized), ev.reused_components or 0
     return [
         ev.event_id.int, ticks_ms(ev.occurred_at), ev.agency_code, ev.procedure_code, ev.dossier_id,
         ev.channel, ev.service_level,
@@ -77,7 +97,15 @@ def submission_row(ev: ServiceEventV1, now_ms: int) -> Row:
         form.fields_prefilled if online and form else 0,
         prefill_class(ev),
         list(form.prefill_sources or []) if form else [],
-        now_ms,
+        now_ms, due, digitized, reused, ev.schema_version,
+    ]  # fmt: skip
+
+
+def offering_event_row(ev: OfferingEventV1, raw: bytes, at: Origin, now_ms: int) -> Row:
+    return [
+        ev.event_id.int, ticks_ms(ev.occurred_at), ev.agency_code, ev.procedure_code, ev.level,
+        int(ev.prefill_designed), ev.schema_version, _text(raw),
+        at.topic, at.partition, at.offset, now_ms,
     ]  # fmt: skip
 
 
