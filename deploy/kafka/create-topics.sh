@@ -11,6 +11,7 @@ min_isr="${KAFKA_MIN_INSYNC_REPLICAS:-1}"
 partitions="${PARWATCH_PARTITIONS:-6}"
 
 topics_bin=/opt/kafka/bin/kafka-topics.sh
+configs_bin=/opt/kafka/bin/kafka-configs.sh
 
 # create NAME PARTITIONS CONFIG...  (CONFIG as key=value)
 create() {
@@ -33,11 +34,30 @@ create() {
     echo "kafka-init: $name ok ($have partitions)"
 }
 
+# require_compacted NAME: an existing topic keeps the policy it was created with (create skips
+# it), so check it: a deleted offering would make a service vanish from the KPIs.
+require_compacted() {
+    local name="$1" policy
+    policy=$("$configs_bin" --bootstrap-server "$bootstrap" --describe --all \
+        --entity-type topics --entity-name "$name" \
+        | awk '$1 ~ /^cleanup\.policy=/ && !seen { seen = 1; sub(/^[^=]*=/, "", $1); print $1 }')
+    if [[ "$policy" != "compact" ]]; then
+        echo "kafka-init: topic $name has cleanup.policy=${policy:-unknown}, expected compact;" \
+            "set it with kafka-configs.sh --alter --add-config cleanup.policy=compact" >&2
+        exit 1
+    fi
+    echo "kafka-init: $name is compacted"
+}
+
 # Event topics: delete retention long enough to rebuild the warehouse by replaying them.
 create "${PARWATCH_TOPIC_INSPECTIONS:-inspection-events}" "$partitions" \
     cleanup.policy=delete "retention.ms=${KAFKA_EVENT_RETENTION_MS:-7776000000}"
 create "${PARWATCH_TOPIC_SERVICES:-service-events}" "$partitions" \
     cleanup.policy=delete "retention.ms=${KAFKA_EVENT_RETENTION_MS:-7776000000}"
+# Offerings (contract v2): compacted, so each service's latest offering/1 event (its key is
+# agency:procedure) is kept for good while older ones may go; no time-based deletion.
+create "${PARWATCH_TOPIC_OFFERINGS:-service-offerings}" "$partitions" cleanup.policy=compact
+require_compacted "${PARWATCH_TOPIC_OFFERINGS:-service-offerings}"
 create "${PARWATCH_TOPIC_DEAD_LETTERS:-dead-letters}" "${PARWATCH_DEAD_LETTER_PARTITIONS:-3}" \
     cleanup.policy=delete "retention.ms=${KAFKA_DEAD_LETTER_RETENTION_MS:-7776000000}"
 # classify -> sink rows: co-partitioned with the event topics; only needed until written.

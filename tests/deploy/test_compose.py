@@ -132,6 +132,7 @@ def test_topic_defaults_match_the_settings_defaults(compose: dict[str, Any]) -> 
     for var, field in [
         ("PARWATCH_TOPIC_INSPECTIONS", "topic_inspections"),
         ("PARWATCH_TOPIC_SERVICES", "topic_services"),
+        ("PARWATCH_TOPIC_OFFERINGS", "topic_offerings"),
         ("PARWATCH_TOPIC_DEAD_LETTERS", "topic_dead_letters"),
         ("PARWATCH_PARTITIONS", "partitions"),
         ("PARWATCH_DEAD_LETTER_PARTITIONS", "dead_letter_partitions"),
@@ -159,9 +160,28 @@ def test_bind_mounts_exist(compose: dict[str, Any]) -> None:
 def test_topic_script_creates_every_topic_the_workers_use() -> None:
     script = (DEPLOY / "kafka/create-topics.sh").read_text(encoding="utf-8")
     for var in ("PARWATCH_TOPIC_INSPECTIONS", "PARWATCH_TOPIC_SERVICES",
-                "PARWATCH_TOPIC_DEAD_LETTERS", "PARWATCH_TOPIC_WAREHOUSE_ROWS"):  # fmt: skip
+                "PARWATCH_TOPIC_OFFERINGS", "PARWATCH_TOPIC_DEAD_LETTERS",
+                "PARWATCH_TOPIC_WAREHOUSE_ROWS"):  # fmt: skip
         assert re.search(rf'^create "\$\{{{var}:-[a-z-]+\}}"', script, re.M), var
     assert "changelog" not in script  # states come from the warehouse, not from Kafka
+
+
+def test_topic_script_creates_the_offerings_topic_compacted() -> None:
+    """service-offerings: the settings' default name and partitions, cleanup.policy=compact
+    (and no delete policy or retention), and an existing topic's policy checked after."""
+    script = (DEPLOY / "kafka/create-topics.sh").read_text(encoding="utf-8")
+    default = Settings.model_fields["topic_offerings"].default
+    name = f'"${{PARWATCH_TOPIC_OFFERINGS:-{default}}}"'
+    creates = [line for line in script.splitlines() if line.startswith(f"create {name}")]
+    assert creates == [f'create {name} "$partitions" cleanup.policy=compact']
+    assert f"require_compacted {name}" in script.splitlines()
+    # Every other topic is created with the delete policy.
+    policies = re.findall(r"cleanup\.policy=(\w+)", script.split("# Event topics")[1])
+    assert sorted(policies) == ["compact", "delete", "delete", "delete", "delete"]
+    # The settings' topic spec agrees: the embedded broker creates it compacted too.
+    specs = {spec.name: spec for spec in Settings().topic_specs}
+    assert specs[default].compacted
+    assert [s.name for s in specs.values() if s.compacted] == [default]
 
 
 def test_paths_are_relative_to_the_deploy_folder() -> None:
