@@ -13,16 +13,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "schema",
         help="export the event contract as JSON Schema",
-        description="Work with the event contract (EVENTS.md, version 1).",
+        description="Work with the event contract (EVENTS.md, version 2).",
     )
     ssub = p.add_subparsers(dest="schema_command", required=True, metavar="COMMAND")
     e = ssub.add_parser(
         "export",
         help="write JSON Schema files (draft 2020-12) into DIR",
         description=(
-            "Write inspection-1.schema.json, service-1.schema.json and event.schema.json into "
-            "DIR, so that agencies can validate events in any language before sending them. "
-            "Rules JSON Schema cannot express (agency catalog, future timestamps, personal data, "
+            "Write inspection-1.schema.json, service-1.schema.json, service-2.schema.json, "
+            "offering-1.schema.json and event.schema.json (the union) into DIR, so that "
+            "agencies can validate events in any language before sending them. Rules JSON "
+            "Schema cannot express (agency catalog, future timestamps, personal data, "
             "fields_prefilled <= fields_total) are listed in each file's description."
         ),
     )
