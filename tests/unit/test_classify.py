@@ -89,3 +89,56 @@ def test_service_dedup_and_prefill_class() -> None:
     assert prefill_class(partial) == "partial"
     counter = e.model_copy(update={"channel": "counter"})
     assert prefill_class(counter) == "not_online"
+
+
+def _kinded(kind: str | None, at: str, event_type: str = "activity") -> InspectionEventV1:
+    extra = {} if kind is None else {"kind": kind}
+    return _ev(event_type=event_type, occurred_at=at, **extra)
+
+
+KIND_EVENTS = [
+    _kinded("thanh_tra", "2024-06-01T08:00:00+07:00", "opened"),
+    _kinded(None, "2024-06-30T08:00:00+07:00"),  # the latest, but carries no kind
+    _kinded("kiem_tra", "2024-06-10T08:00:00+07:00"),  # the latest carrier: it decides
+    _kinded("thanh_tra", "2024-06-05T08:00:00+07:00", "concluded"),
+]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(len(KIND_EVENTS)))))
+def test_kind_is_the_latest_carriers_in_any_arrival_order(order: tuple[int, ...]) -> None:
+    state = _run([KIND_EVENTS[i] for i in order])
+    assert state.kind == "kiem_tra"
+    assert state.kind_at == ticks_ms(datetime.fromisoformat("2024-06-10T08:00:00+07:00"))
+    assert state.classification == "online" and state.version == 4
+
+
+def test_kind_defaults_to_kiem_tra_and_ties_go_to_the_later_applied() -> None:
+    assert InspectionState().kind == "kiem_tra"
+    assert _run([_kinded(None, "2024-06-01T08:00:00+07:00")]).kind == "kiem_tra"
+    assert _run([_kinded("thanh_tra", "2024-06-01T08:00:00+07:00")]).kind == "thanh_tra"
+    at = "2024-06-03T08:00:00+07:00"
+    a, b = _kinded("thanh_tra", at), _kinded("kiem_tra", at)
+    assert _run([a, b]).kind == "kiem_tra"
+    assert _run([b, a]).kind == "thanh_tra"
+    # A duplicate or a redelivery changes nothing, kind included.
+    state, _ = apply_inspection(InspectionState(), a, (0, 1))
+    again, outcome = apply_inspection(state, a, (0, 2))
+    assert outcome is Outcome.DUPLICATE and again.kind == "thanh_tra"
+
+
+def test_offering_dedup_uses_its_own_state() -> None:
+    from schemas.offering import OfferingEventV1
+    from streams.worker.classify import OfferingState, apply_offering
+
+    raw = json.dumps({
+        "schema": "offering/1", "event_id": "7a0f3b2c-1d4e-4f5a-9b6c-202406010001",
+        "occurred_at": "2024-06-01T00:00:00+07:00", "agency_code": "TH-S-TP",
+        "procedure_code": "1.001193", "level": "partial", "prefill_designed": False,
+    })  # fmt: skip
+    e = decode(raw.encode(), known_agency=AGENCIES, now=NOW)
+    assert isinstance(e, OfferingEventV1)
+    state, first = apply_offering(OfferingState(), e, (1, 7))
+    same, redelivered = apply_offering(state, e, (1, 7))
+    _, dup = apply_offering(state, e, (1, 9))
+    assert (first, redelivered, dup) == (Outcome.NEW, Outcome.REDELIVERED, Outcome.DUPLICATE)
+    assert same is state and state.seen == {e.event_id.int: (1, 7)}
