@@ -214,28 +214,20 @@ class ServiceState:
         }
 
 
-# Each event once (its first copy by offset, as the pipeline counts it), then per service the
-# event with the latest occurred_at <= t, ties by the later offset: one service's events share
-# a partition, so offsets order them.
+# Per service, the event with the latest occurred_at <= t, ties by the later offset: one
+# service's events share a partition, so offsets order them. A row written twice (a batch
+# redelivered after a crash) is the same record at the same offset: it changes nothing.
 STATES_SQL = """\
 SELECT s.agency_code, s.procedure_code, s.lvl, s.pf, s.since,
        p.code, p.name, p.full_process_eligible
 FROM (
     SELECT agency_code, procedure_code,
-           argMax(e_level, (e_at, e_offset)) AS lvl,
-           argMax(e_prefill, (e_at, e_offset)) AS pf,
-           max(e_at) AS since
-    FROM (
-        SELECT agency_code, procedure_code, event_id,
-               argMin(level, _offset) AS e_level,
-               argMin(prefill_designed, _offset) AS e_prefill,
-               argMin(occurred_at, _offset) AS e_at,
-               min(_offset) AS e_offset
-        FROM offering_events
-        WHERE occurred_at <= {at:DateTime64(3, 'UTC')} AND ({agency:String} = ''
-              OR agency_code = {agency:String})
-        GROUP BY agency_code, procedure_code, event_id
-    )
+           argMax(level, (occurred_at, _offset)) AS lvl,
+           argMax(prefill_designed, (occurred_at, _offset)) AS pf,
+           max(occurred_at) AS since
+    FROM offering_events
+    WHERE occurred_at <= {at:DateTime64(3, 'UTC')}
+      AND ({agency:String} = '' OR agency_code = {agency:String})
     GROUP BY agency_code, procedure_code
 ) AS s
 LEFT JOIN procedures AS p ON p.code = s.procedure_code
