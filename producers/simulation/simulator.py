@@ -42,6 +42,7 @@ from schemas.errors import InvalidEvent
 from schemas.events import LatestEvent
 from schemas.kpi import KpiRow, reference_kpis, rows_to_json
 from schemas.offering_catalog import OfferingLine, bundled_offerings, offering_event
+from schemas.periods import PeriodKind
 
 __all__ = [
     "Message",
@@ -55,6 +56,8 @@ __all__ = [
     "write_truth",
 ]
 
+TRUTH_KINDS: tuple[PeriodKind, ...] = ("month", "quarter", "year")
+"""The period kinds of the truth (the warehouse has days too; the truth leaves them out)."""
 _EPOCH = datetime(2000, 1, 1)  # publish times: seconds of local time since then
 _DAY = 86400.0
 
@@ -245,7 +248,12 @@ def simulate(
                 tally.add(event)
             yield event
 
-    truth = reference_kpis(accepted(), hybrid_counts_as_online=config.hybrid_counts_as_online)
+    truth = reference_kpis(
+        accepted(),
+        kinds=TRUTH_KINDS,
+        hybrid_counts_as_online=config.hybrid_counts_as_online,
+        eligible_procedures={c for c, p in catalog.procedures.items() if p.full_process_eligible},
+    )
     accepted_total = len(messages) - sum(refused.values())
     if {k: v for k, v in run.refusals.items() if v} != dict(refused) or (
         accepted_total - len(seen) != run.duplicates
