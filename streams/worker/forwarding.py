@@ -53,9 +53,10 @@ class Forwarder:
         self.partitions: dict[str, int] = {}  # topic -> partition count; empty: not checked
 
     async def refresh(self) -> None:
-        """Read each event topic's partition count from the producer's metadata."""
-        counts: dict[str, int] = {}
-        for topic in self.topics:
+        """Read each event topic's partition count from the producer's metadata (all topics at
+        once: at most ``REFRESH_TIMEOUT_S`` in all, even where a topic does not exist)."""
+
+        async def count(topic: str) -> int:
             try:
                 parts = await asyncio.wait_for(
                     self.producer.partitions_for(topic), REFRESH_TIMEOUT_S
@@ -63,10 +64,11 @@ class Forwarder:
             except (TimeoutError, KafkaError) as exc:
                 log.warning("no partition count for %s (events not checked for their "
                             "partition until the next assignment): %s", topic, exc)  # fmt: skip
-                continue
-            if parts:
-                counts[topic] = len(parts)
-        self.partitions = counts
+                return 0
+            return len(parts)
+
+        counts = await asyncio.gather(*(count(t) for t in self.topics))
+        self.partitions = {t: n for t, n in zip(self.topics, counts, strict=True) if n}
 
     async def send(
         self, topic: str, partition: int, key: str, value: bytes | None, headers: Any
