@@ -55,12 +55,14 @@ def lifecycle(
     appointment ``due``, in occurred order (see the module docstring)."""
     rng, cfg, cal = t.rng, t.cfg, t.calendar
     steps: list[Step] = []
+    last = submitted
     if pp.fee:
         p = _rate(cfg.online_payment_rate, cfg.online_payment_trend, progress)
         paid = submitted + timedelta(minutes=rng.uniform(1, 40))
         if paid <= cal.last:
             online = rng.random() < (p if channel == "online" else p * 0.3)
             steps.append(Step("paid", paid, {"payment_channel": "online" if online else "counter"}))
+            last = paid
     r = rng.random()
     if r < cfg.completion_rate:
         outcome = "completed"
@@ -70,7 +72,7 @@ def lifecycle(
         outcome = "withdrawn"
     else:
         outcome = "stalled"
-    last, paused, unanswered = submitted, timedelta(0), False
+    paused, unanswered = timedelta(0), False
     if rng.random() < cfg.supplement_rate * (2 if outcome in ("rejected", "withdrawn") else 1):
         rounds = 2 if rng.random() < 0.2 else 1
         for i in range(rounds):

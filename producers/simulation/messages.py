@@ -1,9 +1,9 @@
 """Simulated messages as they go on the wire, and their JSON Lines file form.
 
 A ``Message`` is a topic kind (``inspection`` / ``service`` / ``offering``) and the exact value
-bytes; its key is derived from the value. A JSON Lines file holds one value per line, nothing else, so it is exactly
-what agencies would send; the kind is restored from the value (``topic_kind``), including for
-deliberately broken values.
+bytes; its key is derived from the value. A JSON Lines file holds one value per line, nothing
+else, so it is exactly what agencies would send; the kind is restored from the value
+(``topic_kind``), including for deliberately broken values.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@
 whole services while their lines fit the run's offering budget, in a fixed order that does not
 depend on the seed: round by round, one more service of every agency (within an agency, and
 within a round, in the order of the SHA-256 of the service's key). A small run offers a subset
-of the province's services, spread over every agency; a large one all of them. Each chosen service keeps its earliest line (the
-latest one on or before the range's first day, if several are) and every change within the
-range, so its first offering event always comes before its changes.
+of the province's services, spread over every agency; a large one all of them. Each chosen
+service keeps its earliest line (the latest one on or before the range's first day, if several
+are) and every change within the range, so its first offering event always comes before its
+changes.
 
 ``ServiceBook`` answers what the dossier builder asks: which service receives a dossier at a
 moment (among the services that exist then, at an agency valid that day: procedures Zipf-weighted

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from producers.simulation.simulator import Simulation
 
 CLASSES = ("online", "hybrid", "in_person", "unclassified")
+_CLASS_OF = {(True, True): "hybrid", (True, False): "online", (False, True): "in_person"}
 
 
 @dataclass
@@ -76,9 +77,8 @@ class Tally:
             if st.kind == "thanh_tra":
                 out["inspections_thanh_tra"] += 1
                 continue
-            pair = (st.online, st.in_person)
-            cls = {(True, True): "hybrid", (True, False): "online", (False, True): "in_person"}
-            out[f"inspections_{cls.get(pair, 'unclassified')}"] += 1
+            cls = _CLASS_OF.get((st.online, st.in_person), "unclassified")
+            out[f"inspections_{cls}"] += 1
         return out
 
 

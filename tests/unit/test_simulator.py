@@ -35,12 +35,11 @@ from producers.simulation.simulator import (
     write_truth,
 )
 from schemas import InspectionEventV1, InvalidEvent, LatestEvent, ServiceEventV1, decode
-from schemas.offering import OfferingEventV1
-from schemas.service import ServiceEventV2
 from schemas.catalog import Agency, Catalog, Procedure, load_catalog
 from schemas.events import TOPIC_KIND
 from schemas.kpi import KpiRow, reference_kpis, rows_to_json
-from schemas.periods import PROVINCE_TZ
+from schemas.periods import PROVINCE_TZ, PeriodKind
+from schemas.service import ServiceEventV2
 
 BIG = 20_000
 
@@ -266,7 +265,9 @@ def test_cancelled_inspections_occur_also_after_conclusion(decoded: list[Decoded
     cancelled = [st for st in states if st["cancelled"]]
     assert len(cancelled) >= 10
     assert any(
-        c[0][1] > st["concluded"][0][1] for st in cancelled if (c := st["cancelled"]) and st["concluded"]
+        c[0][1] > st["concluded"][0][1]
+        for st in cancelled
+        if (c := st["cancelled"]) and st["concluded"]
     )
     assert any(not st["concluded"] for st in cancelled)
 
@@ -415,7 +416,9 @@ def test_service_1_dossier_outcomes_and_on_time_rate(decoded: list[Decoded]) -> 
     assert types["submitted"] > types["completed"] > types["rejected"] > 0
     assert set(types) == {"submitted", "completed", "rejected"}
     completed = [
-        e for _, e in _accepted(decoded) if isinstance(e, ServiceEventV1) and e.event_type == "completed"
+        e
+        for _, e in _accepted(decoded)
+        if isinstance(e, ServiceEventV1) and e.event_type == "completed"
     ]
     on_time = sum(bool(e.on_time) for e in completed) / len(completed)
     assert 0.7 < on_time < 0.97
@@ -441,7 +444,7 @@ def test_hybrid_policy_is_passed_to_the_truth(catalog: Catalog) -> None:
     config = SimulationConfig(seed=4, events=3000, hybrid_counts_as_online=True)
     sim = simulate(config, catalog)
     events = [d.event for d in _decode_all(sim, catalog) if d.event is not None]
-    kinds = ("month", "quarter", "year")
+    kinds: tuple[PeriodKind, ...] = ("month", "quarter", "year")
     assert sim.truth == reference_kpis(events, kinds=kinds, hybrid_counts_as_online=True)
     assert sim.truth != reference_kpis(events, kinds=kinds)
 
@@ -545,7 +548,7 @@ def test_small_catalog_respects_validity_dates() -> None:
     assert len(sim.messages) == 3000
     decoded = _decode_all(sim, catalog)
     for _, e in _accepted(decoded):
-        if e.event_type in ("opened", "submitted"):
+        if getattr(e, "event_type", "") in ("opened", "submitted"):
             assert catalog.agencies[e.agency_code].valid_on(_local(e.occurred_at).date())
     used = {e.agency_code for _, e in _accepted(decoded)}
     assert used == {"P-S-OLD", "P-S-NEW", "P-D1", "P-D2", "P-X1"}
