@@ -208,7 +208,7 @@ def test_the_bundled_catalog_improves_towards_the_targets_without_reaching_them(
 
 
 def test_the_bundled_file_is_what_the_generator_writes() -> None:
-    from schemas.reference import make_offerings  # type: ignore[attr-defined]
+    from schemas.reference import make_offerings
 
     path = Path(make_offerings.__file__).with_name("offerings.csv")
     assert make_offerings.render(make_offerings.generate(CATALOG)) == path.read_text("utf-8")
