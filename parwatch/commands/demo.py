@@ -7,12 +7,21 @@ import json
 import os
 import shlex
 import time
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from parwatch import wiring
 from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from parwatch.settings import Settings
+from parwatch.table import table_lines
+
+HEADLINES = (
+    ("full_process_offering_rate", "TTHC đủ điều kiện cung cấp DVCTT toàn trình"),
+    ("prefill_design_coverage", "DVCTT có biểu mẫu điền sẵn dữ liệu"),
+    ("online_inspection_share", "Cuộc kiểm tra qua môi trường mạng"),
+)
+"""The plan's three headline targets: KPI key (EVENTS.md) and its Vietnamese label."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,10 +31,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=(
             "Start the embedded Kafka broker (Tansu), a stream worker and the embedded "
             "warehouse (chdb, in a new folder under PARWATCH_DATA_DIR), publish seeded traffic "
-            "from the simulator for every agency of the catalog, wait until the worker has "
-            "made every message durable, then print the measured KPIs beside the simulator's "
-            "ground truth and how to query the data afterwards. Takes a minute or two on 2 "
-            "cores. PARWATCH_KAFKA_BOOTSTRAP and PARWATCH_CLICKHOUSE_URL are ignored here."
+            "from the simulator for every agency of the catalog (inspections, dossier "
+            "lifecycles, service offerings), wait until the worker has made every message "
+            "durable, then print the plan's three headline targets and other KPIs, measured "
+            "beside the simulator's ground truth, and how to query the data afterwards. Takes "
+            "a minute or two on 2 cores. PARWATCH_KAFKA_BOOTSTRAP and PARWATCH_CLICKHOUSE_URL "
+            "are ignored here."
         ),
     )
     p.add_argument("--seed", type=int, default=2024, help="simulator seed (default 2024)")
@@ -62,9 +73,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"parwatch demo: data in {demo_dir}")
     catalog = wiring.catalog(settings)
     sim = simulate(
-        SimulationConfig(seed=args.seed, events=args.events, invalid_share=args.invalid_share),
+        SimulationConfig(
+            seed=args.seed, events=args.events, invalid_share=args.invalid_share,
+            hybrid_counts_as_online=settings.hybrid_counts_as_online,
+        ),
         catalog,
-    )
+    )  # fmt: skip
     print(describe(sim))
     write_truth(sim, demo_dir / "truth.json")
 
@@ -103,6 +117,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         measured += rows_to_json(read_kpis(client, kind))
     rows = client.query("SELECT reason, count() FROM dead_letters GROUP BY reason").result_rows
     refused: dict[str, int] = {str(r): int(n) for r, n in rows}
+    periods = headline_periods(sim.config.start, sim.config.end)
+    headline_rows = [
+        (grain, period, _province_row(client, grain, period), settings.targets)
+        for grain, period in periods
+    ]
     from dashboards.report import write_report
 
     report = write_report(client, demo_dir / "report.html").path
@@ -111,6 +130,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         json.dumps(measured, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
     _print_side_by_side(truth, measured)
+    print()
+    print("\n".join(headline_table(headline_rows, truth)))
     expected_refused = {k: v for k, v in sim.expected_refusals.items() if v}
     print(f"dead letters by reason: {refused}  (expected {expected_refused})")
     problems = _compare(truth, measured)
@@ -134,10 +155,66 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if ok else 1
 
 
+def headline_periods(start: date, end: date) -> list[tuple[str, str]]:
+    """(grain, period) of the headline table: the latest year wholly inside ``start``..``end``
+    (if any), then the range's last month."""
+    year = end.year if (end.month, end.day) == (12, 31) else end.year - 1
+    out = [("year", str(year))] if date(year, 1, 1) >= start else []
+    return [*out, ("month", f"{end:%Y-%m}")]
+
+
+def _province_row(client: Any, grain: str, period: str) -> dict[str, Any]:
+    """The province's headline KPIs and the view's ``target_<kpi>`` columns (those it has)."""
+    names = {
+        str(r[0])
+        for r in client.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {t:String}", parameters={"t": f"kpi_{grain}"},
+        ).result_rows
+    }  # fmt: skip
+    wanted = [k for k, _ in HEADLINES] + [f"target_{k}" for k, _ in HEADLINES]
+    columns = [c for c in wanted if c in names]
+    if not columns:
+        return {}
+    rows = client.query(
+        f"SELECT {', '.join(columns)} FROM kpi_{grain} "  # noqa: S608 (names from HEADLINES)
+        "WHERE agency_code IS NULL AND period = {p:String}",
+        parameters={"p": period},
+    ).result_rows
+    return dict(zip(columns, rows[0], strict=True)) if rows else {}
+
+
+def _pct(value: object) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}%"  # type: ignore[arg-type]
+
+
+def headline_table(
+    rows: list[tuple[str, str, dict[str, Any], dict[str, float | None]]],
+    truth: list[dict[str, object]],
+) -> list[str]:
+    """The plan's headline targets for the whole province: per period (``rows``: grain, period,
+    the warehouse's province row, the settings' targets), each KPI measured beside the truth
+    and its target (the view's ``target_<kpi>``, else the setting)."""
+    t = {r["period"]: r for r in truth if r["agency_code"] is None}
+    body = []
+    for _grain, period, measured, targets in rows:
+        for key, label in HEADLINES:
+            target = measured.get(f"target_{key}", targets.get(key))
+            got = measured.get(key)
+            met = "-" if got is None or target is None else ("đạt" if got >= target else "chưa")
+            expected = t.get(period, {}).get(key)
+            body.append([f"{label} ({key})", period, _pct(got), _pct(expected), _pct(target), met])
+    head = ["Chỉ tiêu (target KPI)", "Kỳ (period)", "Đo được (measured)", "Sự thật (truth)",
+            "Mục tiêu (target)", "Đạt? (met)"]  # fmt: skip
+    title = "Ba chỉ tiêu chính của kế hoạch, toàn tỉnh (the plan's headline targets, province)"
+    return [title, *table_lines(head, body, right=(2, 3, 4))]
+
+
 def _print_side_by_side(truth: list[dict[str, object]], measured: list[dict[str, object]]) -> None:
-    keys = ("online_inspection_share", "prefilled_submission_share", "prefill_depth",
-            "service_prefill_coverage", "full_process_share", "on_time_rate")  # fmt: skip
-    short = ("online insp.", "prefilled", "depth", "coverage", "full-proc.", "on time")
+    keys = ("online_inspection_share", "online_dossier_rate", "full_process_dossier_rate",
+            "data_reuse_rate", "on_time_rate", "electronic_result_rate")  # fmt: skip
+    short = ("online insp.", "online dossiers", "full-proc. doss.", "data reuse", "on time",
+             "e-results")  # fmt: skip
     m = {(r["agency_code"], r["period"]): r for r in measured}
     print("\nWhole province, per year: measured (expected)")
     print("period  " + "  ".join(f"{s:>20}" for s in short))

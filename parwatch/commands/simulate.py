@@ -17,11 +17,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="generate seeded agency traffic; publish it or write it to a file",
         description=(
             "Generate realistic, seeded traffic for the agencies of the catalog: inspections "
-            "with a mix of activity modes (out-of-order, late and duplicate events, cancelled "
-            "inspections) and dossiers with a mix of channels, service levels and prefill. "
-            "The same --seed and --events give byte-identical events and ground truth. "
-            "Publishes to PARWATCH_KAFKA_BOOTSTRAP, or writes JSON Lines to --out instead. "
-            "--truth writes the KPIs the traffic implies, in the shape of `parwatch kpi --json`."
+            "with a mix of activity modes and kinds (kiểm tra, thanh tra; out-of-order, late "
+            "and duplicate events, cancelled inspections), service/2 dossier lifecycles (due "
+            "dates, supplement pauses, payments, completion on time or late, rejection, "
+            "withdrawal; service/1 from agencies that have not upgraded) and the offering/1 "
+            "events of services from the bundled offering catalog (up to 3% of the messages; "
+            "dossiers go to those services). The same --seed and --events give byte-identical "
+            "events and ground truth. Publishes each message to its topic (inspections, "
+            "services, offerings) on PARWATCH_KAFKA_BOOTSTRAP, or writes JSON Lines to --out "
+            "instead. --truth writes the KPIs the traffic implies (month, quarter, year), in "
+            "the shape of `parwatch kpi --json`."
         ),
     )
     p.add_argument("--seed", type=int, required=True, help="random seed")
