@@ -159,6 +159,10 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+EVENT_TABLES = ("inspection_events", "service_events", "offering_events")
+"""The tables the worker writes accepted events to (one per topic kind)."""
+
+
 @dataclass
 class _Expected:
     """What the warehouse must hold after the run, from the simulations' own counts."""
@@ -187,10 +191,12 @@ class _Run:
             url = f"chdb://{self.work_dir / 'warehouse'}"
         prefix = self.prefix = f"bench-{self.run_id}"
         self.topics = Topics(f"{prefix}-inspection-events", f"{prefix}-service-events",
-                             f"{prefix}-dead-letters")  # fmt: skip
-        self.sdk_topics = Topics(f"{prefix}-sdk-inspection-events", f"{prefix}-sdk-service-events")
+                             f"{prefix}-dead-letters", f"{prefix}-service-offerings")  # fmt: skip
+        self.sdk_topics = Topics(f"{prefix}-sdk-inspection-events", f"{prefix}-sdk-service-events",
+                                 offerings=f"{prefix}-sdk-service-offerings")  # fmt: skip
         self.bare_topics = Topics(f"{prefix}-bare-inspection-events",
-                                  f"{prefix}-bare-service-events")  # fmt: skip
+                                  f"{prefix}-bare-service-events",
+                                  offerings=f"{prefix}-bare-service-offerings")  # fmt: skip
         self.app_id = f"parwatch-{prefix}"
         self.settings = settings.model_copy(
             update={
@@ -205,6 +211,7 @@ class _Run:
                 "topic_inspections": self.topics.inspections,
                 "topic_services": self.topics.services,
                 "topic_dead_letters": self.topics.dead_letters,
+                "topic_offerings": self.topics.offerings,
             }
         )
         self.base_env = base_env
@@ -229,7 +236,8 @@ class _Run:
         s = self.settings
         specs = [*s.topic_specs]
         for t in (self.sdk_topics, self.bare_topics):
-            specs += [TopicSpec(t.inspections, s.partitions), TopicSpec(t.services, s.partitions)]
+            specs += [TopicSpec(t.inspections, s.partitions), TopicSpec(t.services, s.partitions),
+                      TopicSpec(t.offerings, s.partitions, compacted=True)]  # fmt: skip
         try:
             create_topics(bootstrap, specs, self.kafka_options)
         except KafkaError as exc:
@@ -314,7 +322,7 @@ class _Run:
     def _baseline(self, bootstrap: str, n: int) -> None:
         self.say(f"2/7 baseline: a bare aiokafka consumer reads {n:,} messages, json.loads each")
         first_at, last_at, first_size, started = asyncio.run(
-            consume_all(bootstrap, (self.topics.inspections, self.topics.services), n,
+            consume_all(bootstrap, self.topics.events(), n,
                          self.kafka_options, Progress("baseline", n), self._timeout(n))
         )  # fmt: skip
         r = self.result
@@ -332,6 +340,7 @@ class _Run:
             update={
                 "topic_inspections": self.sdk_topics.inspections,
                 "topic_services": self.sdk_topics.services,
+                "topic_offerings": self.sdk_topics.offerings,
                 "spool_dir": self.work_dir / "sdk-spool",
             }
         )
@@ -370,6 +379,7 @@ class _Run:
             "PARWATCH_TOPIC_INSPECTIONS": self.topics.inspections,
             "PARWATCH_TOPIC_SERVICES": self.topics.services,
             "PARWATCH_TOPIC_DEAD_LETTERS": self.topics.dead_letters,
+            "PARWATCH_TOPIC_OFFERINGS": self.topics.offerings,
             "PARWATCH_PARTITIONS": str(s.partitions),
             "PARWATCH_DEAD_LETTER_PARTITIONS": str(s.dead_letter_partitions),
             # Tansu: a group join takes about 2 s plus half the session timeout (FACTS.md).
@@ -488,7 +498,7 @@ class _Run:
         client = wiring.open_warehouse(self.settings)
         try:
             inserted: dict[str, float] = {}
-            for table in ("inspection_events", "service_events"):
+            for table in EVENT_TABLES:
                 rows = client.query(
                     f"SELECT toString(event_id), toUnixTimestamp64Milli(min(_inserted_at)) "
                     f"FROM {table} WHERE _ingested_at >= toDateTime64({since:.3f}, 3, 'UTC') "
@@ -497,7 +507,7 @@ class _Run:
                 inserted.update((str(e), int(ms) / 1000) for e, ms in rows)
             distinct = sum(
                 int(client.query(f"SELECT uniqExact(event_id) FROM {t}").result_rows[0][0])
-                for t in ("inspection_events", "service_events")
+                for t in EVENT_TABLES
             )
             refused = int(client.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0])
         finally:

@@ -26,6 +26,7 @@ from parwatch.settings import Settings
 from producers.sdk.connection import producer_options
 from producers.sdk.publisher import Publisher, PublishError
 from producers.simulation.messages import Message
+from producers.simulation.raw import topic_of
 from schemas.decoding import decode
 from schemas.errors import InvalidEvent
 from schemas.topics import Topics
@@ -166,8 +167,8 @@ def paced_publish(
     )  # fmt: skip
     sent_at: dict[str, float] = {}
     try:
-        producer.partitions_for(topics.inspections)
-        producer.partitions_for(topics.services)
+        for topic in topics.events():
+            producer.partitions_for(topic)
         start = time.monotonic()
         for i, (topic, key, value, event_id) in enumerate(prepared):
             delay = start + i / rate - time.monotonic()
@@ -186,7 +187,7 @@ def paced_publish(
 
 
 def topic_for(topics: Topics, kind: str) -> str:
-    return topics.inspections if kind == "inspection" else topics.services
+    return topic_of(topics, kind)
 
 
 def accepted_event_ids(messages: Sequence[Message], agencies: Container[str]) -> list[str | None]:
