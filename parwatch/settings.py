@@ -12,7 +12,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from parwatch.broker import TopicSpec
+from schemas.targets import TARGETS
 from schemas.topics import Topics
+
+_T = {key: target.value for key, target in TARGETS.items()}
 
 
 class Settings(BaseSettings):
@@ -86,9 +89,31 @@ class Settings(BaseSettings):
         30.0, gt=0, description="how often the worker checks them and the signing keyring"
     )
 
-    target_online_inspection_share: float = 0.40
-    target_service_prefill_coverage: float = 1.00
-    target_full_process_share: float = 1.00
+    # One target per KPI (EVENTS.md version 2); defaults from schemas/targets.py, where an
+    # official source gives one (the README cites each); unset = no target.
+    target_online_inspection_share: float | None = Field(
+        TARGETS["online_inspection_share"].value, ge=0
+    )
+    target_online_activity_share: float | None = Field(None, ge=0)
+    target_online_dossier_rate: float | None = Field(TARGETS["online_dossier_rate"].value, ge=0)
+    target_full_process_dossier_rate: float | None = Field(
+        TARGETS["full_process_dossier_rate"].value, ge=0
+    )
+    target_data_reuse_rate: float | None = Field(TARGETS["data_reuse_rate"].value, ge=0)
+    target_digitization_rate: float | None = Field(None, ge=0)
+    target_prefilled_submission_share: float | None = Field(None, ge=0)
+    target_prefill_depth: float | None = Field(None, ge=0)
+    target_prefill_observed_coverage: float | None = Field(None, ge=0)
+    target_full_process_offering_rate: float | None = Field(
+        TARGETS["full_process_offering_rate"].value, ge=0
+    )
+    target_prefill_design_coverage: float | None = Field(
+        TARGETS["prefill_design_coverage"].value, ge=0
+    )
+    target_on_time_rate: float | None = Field(None, ge=0)
+    target_average_resolution_days: float | None = Field(None, ge=0)
+    target_electronic_result_rate: float | None = Field(None, ge=0)
+    target_online_payment_rate: float | None = Field(None, ge=0)
     hybrid_counts_as_online: bool = False
 
     signing_key_file: Path | None = Field(
@@ -134,6 +159,13 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(
         6066, ge=0, le=65535, description="the Faust engine's web server port (0: a free one)"
     )
+
+    @property
+    def targets(self) -> dict[str, float | None]:
+        """KPI key -> its target (None: no target)."""
+        from schemas.kpi import RATE_KEYS
+
+        return {key: getattr(self, f"target_{key}") for key in RATE_KEYS}
 
     @property
     def topics(self) -> Topics:

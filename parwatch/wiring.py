@@ -152,9 +152,7 @@ def query_endpoint(settings: Settings, owner: Client | Callable[[], Client]) -> 
 
 def kpi_settings(settings: Settings) -> KpiSettings:
     return KpiSettings(
-        target_online_inspection_share=settings.target_online_inspection_share,
-        target_service_prefill_coverage=settings.target_service_prefill_coverage,
-        target_full_process_share=settings.target_full_process_share,
+        targets=settings.targets,
         hybrid_counts_as_online=settings.hybrid_counts_as_online,
     )
 

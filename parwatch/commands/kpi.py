@@ -34,10 +34,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "agency and period, plus one per period for the whole province (agency '*' in the "
             "table, null in JSON). Periods are counted in Asia/Ho_Chi_Minh. Shares are "
             "fractions 0-1 in JSON, percentages in the table; empty where nothing was counted. "
-            "--json prints the same shape as `parwatch simulate --truth`."
+            "--json prints every KPI of EVENTS.md version 2 with the counts behind each, the "
+            "same shape as `parwatch simulate --truth`; the table shows the main ones, with "
+            "their targets (PARWATCH_TARGET_<KPI>) in the heading. docs/kpis.md defines each."
         ),
     )
-    p.add_argument("--period", choices=["month", "quarter", "year"], default="month",
+    p.add_argument("--period", choices=["day", "month", "quarter", "year"], default="month",
                    help="period length (default month)")  # fmt: skip
     p.add_argument("--agency", help="one agency code (default: all, and the province)")
     p.add_argument("--from", dest="start", type=_date, metavar="DATE",
@@ -49,20 +51,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run)
 
 
-def _start_of(kind: str, d: date) -> date:
-    if kind == "year":
-        return date(d.year, 1, 1)
-    if kind == "quarter":
-        return date(d.year, (d.month - 1) // 3 * 3 + 1, 1)
-    return date(d.year, d.month, 1)
-
-
 def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.1f}%"
 
 
+# The table's columns: (heading, KPI key); every KPI is in --json.
+_COLUMNS = (
+    ("full-process offering", "full_process_offering_rate"),
+    ("prefill design", "prefill_design_coverage"),
+    ("online inspections", "online_inspection_share"),
+    ("online dossiers", "online_dossier_rate"),
+    ("on time", "on_time_rate"),
+    ("avg days", "average_resolution_days"),
+    ("e-results", "electronic_result_rate"),
+    ("online pay", "online_payment_rate"),
+    ("digitised", "digitization_rate"),
+    ("data reuse", "data_reuse_rate"),
+)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.kpi import rows_to_json
+    from schemas.periods import first_day
     from streams.warehouse.kpi_query import read_kpis
 
     if args.start and args.end and args.start > args.end:
@@ -70,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     client = wiring.open_reader(settings)
     rows = read_kpis(
         client, args.period, agency=args.agency,
-        start=_start_of(args.period, args.start) if args.start else None,
+        start=first_day(args.start, args.period) if args.start else None,
         end=args.end,
     )  # fmt: skip
     if args.province_only:
@@ -81,19 +91,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print("no KPI rows (nothing counted yet for this selection)")
         return 0
-    target = settings.target_online_inspection_share
-    head = ("period", "agency", "online", "hybrid", "in person", "uncl.",
-            f"online share (target {target:.0%})", "online subm.", "prefilled", "depth",
-            "coverage", "full-process", "on time")  # fmt: skip
+    targets = settings.targets
+    head = ["period", "agency"]
+    for heading, key in _COLUMNS:
+        target = targets.get(key)
+        head.append(f"{heading} (target {target:.0%})" if target is not None else heading)
+    head += ["dossiers", "open", "overdue"]
     table = []
     for r in rows:
-        table.append((
-            r.period, r.agency_code or "*", str(r.inspections_online),
-            str(r.inspections_hybrid), str(r.inspections_in_person),
-            str(r.inspections_unclassified), _pct(r.online_inspection_share),
-            str(r.online_submissions), _pct(r.prefilled_submission_share),
-            _pct(r.prefill_depth), _pct(r.service_prefill_coverage),
-            _pct(r.full_process_share), _pct(r.on_time_rate),
-        ))  # fmt: skip
-    print("\n".join(table_lines(head, table, right=range(2, len(head)))))
+        cells = [r.period, r.agency_code or "*"]
+        for _, key in _COLUMNS:
+            value = getattr(r, key)
+            if key == "average_resolution_days":
+                cells.append("" if value is None else f"{value:.1f}")
+            else:
+                cells.append(_pct(value))
+        cells += [str(r.dossiers_submitted), str(r.dossiers_open), str(r.dossiers_overdue)]
+        table.append(tuple(cells))
+    print("\n".join(table_lines(tuple(head), table, right=range(2, len(head)))))
     return 0

@@ -2,18 +2,19 @@
 
 ``load_catalog_tables`` replaces the ``agencies``, ``procedures`` and ``annual_indices`` tables
 with the catalog's rows (reloadable at any time; the KPI views do not depend on them).
-``write_kpi_settings`` records targets and the hybrid policy, which the KPI views read.
+``write_kpi_settings`` replaces the targets and the hybrid policy, which the KPI views read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
 from schemas.catalog import AnnualIndex, Catalog
+from schemas.targets import TARGETS
 
 ANNUAL_INDEX_TABLE_COLUMNS = [
     "index_name", "year", "score", "scale", "rank", "ranked_of", "publisher", "source",
@@ -22,9 +23,11 @@ ANNUAL_INDEX_TABLE_COLUMNS = [
 
 @dataclass(frozen=True, slots=True)
 class KpiSettings:
-    target_online_inspection_share: float = 0.40
-    target_service_prefill_coverage: float = 1.00
-    target_full_process_share: float = 1.00
+    """Targets (KPI key -> target, None: no target) and the hybrid policy."""
+
+    targets: dict[str, float | None] = field(
+        default_factory=lambda: {key: t.value for key, t in TARGETS.items()}
+    )
     hybrid_counts_as_online: bool = False
 
 
@@ -68,11 +71,14 @@ def load_annual_indices_table(client: Client, indices: Sequence[AnnualIndex]) ->
 
 
 def write_kpi_settings(client: Client, settings: KpiSettings) -> None:
+    """Replace the ``kpi_settings`` table: one ``target_<kpi>`` row per KPI with a target, and
+    ``hybrid_counts_as_online``. A KPI without a target has no row (its view column is NULL)."""
     now = datetime.now(UTC)
-    rows = [
-        ["target_online_inspection_share", settings.target_online_inspection_share, now],
-        ["target_service_prefill_coverage", settings.target_service_prefill_coverage, now],
-        ["target_full_process_share", settings.target_full_process_share, now],
-        ["hybrid_counts_as_online", float(settings.hybrid_counts_as_online), now],
+    rows: list[list[object]] = [
+        [f"target_{key}", float(value), now]
+        for key, value in settings.targets.items()
+        if value is not None
     ]
+    rows.append(["hybrid_counts_as_online", float(settings.hybrid_counts_as_online), now])
+    client.command("TRUNCATE TABLE IF EXISTS kpi_settings")
     client.insert("kpi_settings", rows, column_names=["name", "value", "updated_at"])
