@@ -16,11 +16,9 @@ The rules, as EVENTS.md states them, with the choices it leaves open made explic
   ``kiem_tra``. The inspection KPIs count ``kiem_tra`` only; concluded ``thanh_tra`` ones are
   counted in ``inspections_thanh_tra``. ``online_activity_share`` counts the activities in P of
   ``kiem_tra`` inspections that are not cancelled, concluded or not.
-* A dossier (agency x ``dossier_id``) takes its submission facts from its first ``submitted``
-  (by ``occurred_at``, ties: the smaller ``event_id`` text), its end from its first
-  ``completed``/``rejected``/``withdrawn``, its payment from its first ``paid``. Its pauses are
-  the union of the spans from each ``supplement_requested`` to the next ``supplement_received``
-  (a request while paused does not start another pause; a reply with no request is ignored).
+* A dossier (agency x ``dossier_id``) is read by ``schemas.lifecycle.Lifecycle``: submission
+  facts from its first ``submitted``, its end from its first ``completed``/``rejected``/
+  ``withdrawn``, its payment from its first ``paid``, its pauses from its supplement events.
 * A completion is judged on time by its effective due (``due_at`` plus the pauses before the
   completion) when the dossier's first ``submitted`` is ``service/2``; else by the ``on_time``
   flag of the completing event (``service/1``); a completion with neither cannot be judged and
@@ -49,6 +47,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
+from schemas.lifecycle import Lifecycle, paused_before, service_facts
 from schemas.offering import ONLINE_LEVELS, OfferingEventV1
 from schemas.periods import (
     PERIOD_KINDS,
@@ -59,7 +58,7 @@ from schemas.periods import (
     local_day_ms,
     next_first_day,
 )
-from schemas.service import END_EVENT_TYPES, ServiceEventV1, ServiceEventV2
+from schemas.service import ServiceEventV1, ServiceEventV2
 
 InspectionClass = Literal["online", "hybrid", "in_person", "unclassified"]
 
@@ -235,44 +234,6 @@ class _Inspection:
     activities: list[tuple[int, bool]] = field(default_factory=list)  # (ms, online)
 
 
-Order = tuple[int, str]  # (occurred_at ms, event_id text): "first" among a dossier's events
-
-
-@dataclass
-class _Dossier:
-    submitted: tuple[Order, ServiceEventV1 | ServiceEventV2] | None = None
-    end: tuple[Order, ServiceEventV1 | ServiceEventV2] | None = None
-    paid: tuple[Order, ServiceEventV2] | None = None
-    supplements: list[tuple[Order, bool]] = field(default_factory=list)  # (order, request?)
-
-    def pauses(self) -> list[tuple[int, int | None]]:
-        """The pause spans (start ms, end ms or None while unanswered), in time order."""
-        out: list[tuple[int, int | None]] = []
-        start: int | None = None
-        for (ms, _), request in sorted(self.supplements):
-            if request and start is None:
-                start = ms
-            elif not request and start is not None:
-                out.append((start, ms))
-                start = None
-        if start is not None:
-            out.append((start, None))
-        return out
-
-
-def paused_before(pauses: list[tuple[int, int | None]], t: int) -> int:
-    """Milliseconds of pause before instant ``t`` (an unanswered pause runs to ``t``)."""
-    total = 0
-    for start, end in pauses:
-        if start < t:
-            total += min(t if end is None else end, t) - start
-    return total
-
-
-def _first(current: tuple[Order, Any] | None, order: Order, event: Any) -> tuple[Order, Any]:
-    return (order, event) if current is None or order < current[0] else current
-
-
 def reference_kpis(
     events: Iterable[InspectionEventV1 | ServiceEventV1 | ServiceEventV2 | OfferingEventV1],
     *,
@@ -294,7 +255,7 @@ def reference_kpis(
     kinds = tuple(kinds)
     seen: set[Any] = set()
     inspections: dict[tuple[str, str], _Inspection] = defaultdict(_Inspection)
-    dossiers: dict[tuple[str, str], _Dossier] = defaultdict(_Dossier)
+    dossiers: dict[tuple[str, str], Lifecycle] = defaultdict(Lifecycle)
     offerings: dict[tuple[str, str], list[tuple[int, int, str, bool]]] = defaultdict(list)
     lo: int | None = None
     hi: int | None = None
@@ -312,7 +273,7 @@ def reference_kpis(
                 (ms, position, ev.level, ev.prefill_designed)
             )
         else:
-            _apply_dossier_event(dossiers[(ev.agency_code, ev.dossier_id)], ev, ms)
+            dossiers[(ev.agency_code, ev.dossier_id)].apply(service_facts(ev, ms), ev.event_id.int)
 
     rows: list[KpiRow] = []
     if lo is None or hi is None:
@@ -342,19 +303,6 @@ def _apply_inspection(st: _Inspection, ev: InspectionEventV1, ms: int) -> None:
             st.concluded_ms = ms
     elif ev.event_type == "cancelled":
         st.cancelled = True
-
-
-def _apply_dossier_event(d: _Dossier, ev: ServiceEventV1 | ServiceEventV2, ms: int) -> None:
-    order = (ms, str(ev.event_id))
-    kind = ev.event_type
-    if kind == "submitted":
-        d.submitted = _first(d.submitted, order, ev)
-    elif kind in END_EVENT_TYPES:
-        d.end = _first(d.end, order, ev)
-    elif kind == "paid" and isinstance(ev, ServiceEventV2):
-        d.paid = _first(d.paid, order, ev)
-    elif kind in ("supplement_requested", "supplement_received"):
-        d.supplements.append((order, kind == "supplement_requested"))
 
 
 class _Facts:
@@ -422,25 +370,24 @@ def _inspection_facts(facts: _Facts, inspections: dict[tuple[str, str], _Inspect
             facts.add(agency, start, **{f"inspections_{cls}": 1})
 
 
-def _dossier_facts(facts: _Facts, dossiers: dict[tuple[str, str], _Dossier]) -> None:
+def _dossier_facts(facts: _Facts, dossiers: dict[tuple[str, str], Lifecycle]) -> None:
     for (agency, _), d in dossiers.items():
-        sub = d.submitted[1] if d.submitted else None
-        v2 = isinstance(sub, ServiceEventV2)
+        sub = d.submission
+        v2 = sub is not None and sub.schema == "service/2"
         if sub is not None and d.submitted is not None:
-            start = facts.timed(d.submitted[0][0])
-            online = sub.channel == "online" and sub.form is not None
-            prefilled = sub.form.fields_prefilled if online and sub.form else 0
-            reused = (sub.reused_components or 0) if isinstance(sub, ServiceEventV2) else 0
+            start = facts.timed(d.submitted[0])
+            online = sub.channel == "online"
+            prefilled = sub.fields_prefilled if online else 0
             facts.add(
                 agency, start,
                 dossiers_submitted=1,
                 online_submissions=int(online),
                 online_full_process=int(online and sub.service_level == "full_process"),
-                dossiers_reusing=int(reused >= 1 or prefilled >= 1),
+                dossiers_reusing=int(sub.reused_components >= 1 or prefilled >= 1),
                 dossiers_v2=int(v2),
-                dossiers_digitized=int(isinstance(sub, ServiceEventV2) and bool(sub.digitized)),
+                dossiers_digitized=int(v2 and bool(sub.digitized)),
                 online_prefilled=int(prefilled >= 1),
-                form_fields_total=sub.form.fields_total if online and sub.form else 0,
+                form_fields_total=sub.fields_total if online else 0,
                 form_fields_prefilled=prefilled,
             )  # fmt: skip
             if online:
@@ -450,41 +397,35 @@ def _dossier_facts(facts: _Facts, dossiers: dict[tuple[str, str], _Dossier]) -> 
                     if prefilled >= 1:
                         facts.tallies[key].services_prefilled.add(service)
         if d.paid is not None:
-            online_paid = int(d.paid[1].payment_channel == "online")
-            facts.add(agency, facts.timed(d.paid[0][0]), payments=1, payments_online=online_paid)
-        if d.end is None or d.end[1].event_type != "completed":
+            online_paid = int(d.payment_channel == "online")
+            facts.add(agency, facts.timed(d.paid[0]), payments=1, payments_online=online_paid)
+        if d.ended is None or d.ending is None or d.ending.event_type != "completed":
             continue
-        end_ms, ended = d.end[0][0], d.end[1]
+        end_ms, ended = d.ended[0], d.ending
         counts: dict[str, int] = {}
-        if isinstance(ended, ServiceEventV2):
+        if ended.schema == "service/2":
             counts["completions_v2"] = 1
             counts["results_electronic"] = int(bool(ended.result_electronic))
-        if v2 and d.submitted is not None and isinstance(sub, ServiceEventV2):
+        if v2 and sub is not None and d.submitted is not None and sub.due_ms is not None:
             paused = paused_before(d.pauses(), end_ms)
-            due = _ms(sub.due_at) if sub.due_at is not None else None
-            on_time = due is not None and end_ms <= due + paused
+            on_time = end_ms <= sub.due_ms + paused
             counts.update(dossiers_completed=1, dossiers_completed_on_time=int(on_time))
-            counts.update(
-                dossiers_resolved=1, resolution_ms_total=end_ms - d.submitted[0][0] - paused
-            )
+            counts.update(dossiers_resolved=1, resolution_ms_total=end_ms - d.submitted[0] - paused)
         elif ended.on_time is not None:
             counts.update(dossiers_completed=1, dossiers_completed_on_time=int(ended.on_time))
         if counts:
             facts.add(agency, facts.timed(end_ms), **counts)
 
 
-def _open_dossier_facts(facts: _Facts, dossiers: dict[tuple[str, str], _Dossier]) -> None:
+def _open_dossier_facts(facts: _Facts, dossiers: dict[tuple[str, str], Lifecycle]) -> None:
     for (agency, _), d in dossiers.items():
-        if d.submitted is None or not isinstance(d.submitted[1], ServiceEventV2):
+        sub = d.submission
+        if sub is None or d.submitted is None or sub.schema != "service/2" or sub.due_ms is None:
             continue
-        due_at = d.submitted[1].due_at
-        if due_at is None:
-            continue
-        due = _ms(due_at)
         pauses = d.pauses()
-        until = d.end[0][0] if d.end is not None else None
-        for start, end_ms in facts.ends_between(d.submitted[0][0], until):
-            overdue = due + paused_before(pauses, end_ms) < end_ms
+        until = d.ended[0] if d.ended is not None else None
+        for start, end_ms in facts.ends_between(d.submitted[0], until):
+            overdue = sub.due_ms + paused_before(pauses, end_ms) < end_ms
             facts.add(agency, start, dossiers_open=1, dossiers_overdue=int(overdue))
 
 

@@ -1,83 +1,51 @@
--- KPI views of contract v2 (EVENTS.md version 2): kpi_day, kpi_month, kpi_quarter and kpi_year,
--- one row per agency and period plus one per period for the province (agency_code NULL), with
--- every KPI of EVENTS.md, the counts behind each, and the targets (from kpi_settings; NULL where
--- no source gives one). Periods are counted in Asia/Ho_Chi_Minh. The executable definition is
--- schemas/kpi.py (reference_kpis); tests hold the views equal to it. Replaces the v1 columns
--- full_process_share and service_prefill_coverage (their honest successors are
--- full_process_offering_rate and prefill_design_coverage). All instants are compared in whole
--- milliseconds (DateTime64(3) as Int64).
+-- KPIs of contract v2 (EVENTS.md version 2). The executable definition is schemas/kpi.py
+-- (reference_kpis); tests hold these views equal to it. All instants are compared in whole
+-- milliseconds (DateTime64(3) as Int64); periods are counted in Asia/Ho_Chi_Minh.
+--
+-- * dossier_lifecycle: one row per dossier, written by the worker as its events arrive;
+-- * service_offering_history: each service's state over time, from offering_events;
+-- * kpi_facts_<grain>: every counted fact of a period, one row each;
+-- * kpi_<grain>: one row per agency and period plus one per period for the province
+--   (agency_code NULL), with every KPI of EVENTS.md, the counts behind each, and the targets.
+-- The v1 columns full_process_share and service_prefill_coverage are gone: their honest
+-- successors are full_process_offering_rate and prefill_design_coverage.
 
--- One row per dossier (agency x dossier_id): the facts of its first `submitted` (by occurred_at,
--- ties: the smaller event_id text), its first end (completed, rejected or withdrawn), its first
--- `paid`, and its supplement events. Only idempotent aggregates (argMin, groupUniqArray), so a
--- row written twice (a redelivery not yet merged away) changes nothing: no FINAL needed.
-CREATE OR REPLACE VIEW dossier_events_folded AS
-SELECT
-    agency_code,
-    dossier_id,
-    countIf(event_type = 'submitted') > 0 AS has_submission,
-    argMinIf(
-        tuple(ms, toString(procedure_code), toString(schema), toString(ifNull(channel, '')),
-              toString(ifNull(service_level, '')), toUInt64(ifNull(fields_total, 0)),
-              toUInt64(ifNull(fields_prefilled, 0)),
-              ifNull(toUnixTimestamp64Milli(due_at), toInt64(-1)),
-              toUInt8(ifNull(digitized, 0)), toUInt64(ifNull(reused_components, 0))),
-        ord, event_type = 'submitted') AS submission,
-    countIf(event_type IN ('completed', 'rejected', 'withdrawn')) > 0 AS has_end,
-    argMinIf(
-        tuple(ms, toString(event_type), toString(schema), toInt8(ifNull(toInt8(on_time), -1)),
-              toUInt8(ifNull(result_electronic, 0))),
-        ord, event_type IN ('completed', 'rejected', 'withdrawn')) AS ending,
-    countIf(event_type = 'paid') > 0 AS has_payment,
-    argMinIf(tuple(ms, toString(ifNull(payment_channel, ''))), ord, event_type = 'paid')
-        AS payment,
-    arraySort(groupUniqArrayIf(
-        tuple(ms, toString(event_id), toUInt8(event_type = 'supplement_requested')),
-        event_type IN ('supplement_requested', 'supplement_received'))) AS supplements
-FROM
+-- The lifecycle of each dossier (agency x dossier_id), as schemas/lifecycle.py reads it from
+-- the dossier's events: the facts of its first `submitted` (by occurred_at, ties: the smaller
+-- event_id text), its first end (completed, rejected or withdrawn), its first `paid`, and its
+-- pauses (the union of the spans from each supplement_requested to the next
+-- supplement_received; a NULL end: not answered yet). Empty strings and NULLs where the
+-- dossier has no such event yet. `version` is the number of distinct events applied, so the
+-- row with the highest version is the complete state: read with FINAL.
+CREATE TABLE IF NOT EXISTS dossier_lifecycle
 (
-    SELECT agency_code, dossier_id, event_type, procedure_code, schema, channel, service_level,
-           fields_total, fields_prefilled, due_at, digitized, reused_components, on_time,
-           result_electronic, payment_channel, event_id,
-           toUnixTimestamp64Milli(occurred_at) AS ms, tuple(ms, toString(event_id)) AS ord
-    FROM service_events
+    agency_code       LowCardinality(String),
+    dossier_id        String,
+    procedure_code    LowCardinality(String),
+    submitted_at      Nullable(DateTime64(3, 'UTC')),
+    submission_schema LowCardinality(String),  -- service/1 | service/2 | '' (no submission)
+    channel           LowCardinality(String),  -- online | counter | postal | ''
+    service_level     LowCardinality(String),  -- full_process | partial | '' (not online)
+    fields_total      UInt32,
+    fields_prefilled  UInt32,
+    due_at            Nullable(DateTime64(3, 'UTC')),
+    digitized         Nullable(UInt8),
+    reused_components UInt32,
+    ended_at          Nullable(DateTime64(3, 'UTC')),
+    end_type          LowCardinality(String),  -- completed | rejected | withdrawn | ''
+    end_schema        LowCardinality(String),
+    on_time           Nullable(UInt8),         -- the completing event's own flag (service/1)
+    result_electronic Nullable(UInt8),
+    paid_at           Nullable(DateTime64(3, 'UTC')),
+    payment_channel   LowCardinality(String),  -- online | counter | ''
+    pause_starts      Array(DateTime64(3, 'UTC')),
+    pause_ends        Array(Nullable(DateTime64(3, 'UTC'))),
+    version           UInt64,
+    updated_at        DateTime64(3, 'UTC')
 )
-GROUP BY agency_code, dossier_id;
-
--- The dossier lifecycle, one row per dossier, in named columns (instants as milliseconds since
--- 1970 UTC; -1 where absent). Pauses: the union of the spans from each supplement_requested to
--- the next supplement_received (-1: not answered yet); a request while paused starts no new
--- pause, a reply without a request is ignored.
-CREATE OR REPLACE VIEW dossier_lifecycle AS
-SELECT
-    toString(agency_code) AS agency_code,
-    dossier_id,
-    has_submission,
-    if(has_submission, submission.1, -1) AS submitted_ms,
-    submission.2 AS procedure_code,
-    if(has_submission, submission.3, '') AS submission_schema,
-    submission.4 AS channel,
-    submission.5 AS service_level,
-    submission.6 AS fields_total,
-    submission.7 AS fields_prefilled,
-    if(has_submission, submission.8, -1) AS due_ms,
-    submission.9 AS digitized,
-    submission.10 AS reused_components,
-    if(has_end, ending.1, -1) AS end_ms,
-    if(has_end, ending.2, '') AS end_type,
-    ending.3 AS end_schema,
-    ending.4 AS end_on_time_flag,
-    ending.5 AS result_electronic,
-    if(has_payment, payment.1, -1) AS paid_ms,
-    payment.2 AS payment_channel,
-    arrayFilter(i -> supplements[i].3 = 1 AND (i = 1 OR supplements[i - 1].3 = 0),
-                arrayEnumerate(supplements)) AS pause_index,
-    arrayMap(i -> supplements[i].1, pause_index) AS pause_starts,
-    arrayMap(i -> if(arrayFirstIndex(x -> x.3 = 0, arraySlice(supplements, i + 1)) = 0,
-                     toInt64(-1),
-                     supplements[i + arrayFirstIndex(x -> x.3 = 0, arraySlice(supplements, i + 1))].1),
-             pause_index) AS pause_ends
-FROM dossier_events_folded;
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (agency_code, dossier_id)
+SETTINGS non_replicated_deduplication_window = 1000;
 
 -- The state of every service (agency x procedure) over time: each offering event holds from its
 -- occurred_at (valid_from) until the next one's (valid_to, exclusive; NULL for the latest).
@@ -105,10 +73,12 @@ FROM
            maxOrNull(toUnixTimestamp64Milli(occurred_at)) AS hi
     FROM inspection_events
     UNION ALL
-    SELECT minOrNull(toUnixTimestamp64Milli(occurred_at)), maxOrNull(toUnixTimestamp64Milli(occurred_at))
+    SELECT minOrNull(toUnixTimestamp64Milli(occurred_at)),
+           maxOrNull(toUnixTimestamp64Milli(occurred_at))
     FROM service_events
     UNION ALL
-    SELECT minOrNull(toUnixTimestamp64Milli(occurred_at)), maxOrNull(toUnixTimestamp64Milli(occurred_at))
+    SELECT minOrNull(toUnixTimestamp64Milli(occurred_at)),
+           maxOrNull(toUnixTimestamp64Milli(occurred_at))
     FROM offering_events
 );
 
@@ -142,8 +112,8 @@ SELECT
     toUInt64(0) AS services_full_process,
     toUInt64(0) AS services_online,
     toUInt64(0) AS services_prefill_designed,
-    toUInt64(f.1 = 3 AND (submission_schema = 'service/2' OR end_on_time_flag >= 0)) AS dossiers_completed,
-    toUInt64(f.1 = 3 AND if(submission_schema = 'service/2', end_ms <= due_ms + f.3, end_on_time_flag = 1)) AS dossiers_completed_on_time,
+    toUInt64(f.1 = 3 AND (submission_schema = 'service/2' OR on_time IS NOT NULL)) AS dossiers_completed,
+    toUInt64(f.1 = 3 AND if(submission_schema = 'service/2', end_ms <= due_ms + f.3, on_time = 1)) AS dossiers_completed_on_time,
     toUInt64(f.1 = 4) AS dossiers_open,
     toUInt64(f.1 = 4 AND f.3 = 1) AS dossiers_overdue,
     toUInt64(f.1 = 3 AND submission_schema = 'service/2') AS dossiers_resolved,
@@ -155,13 +125,24 @@ SELECT
 FROM
 (
     SELECT
-        *,
+        agency_code, procedure_code, submission_schema, channel, service_level,
+        fields_total, fields_prefilled, digitized, reused_components, end_type,
+        end_schema, on_time, result_electronic, payment_channel,
+        submitted_at IS NOT NULL AS has_submission,
+        ifNull(toUnixTimestamp64Milli(submitted_at), -1) AS submitted_ms,
+        ifNull(toUnixTimestamp64Milli(due_at), -1) AS due_ms,
+        ifNull(toUnixTimestamp64Milli(ended_at), -1) AS end_ms,
+        ifNull(toUnixTimestamp64Milli(paid_at), -1) AS paid_ms,
+        if(empty(pause_starts), [], arrayMap(x -> toUnixTimestamp64Milli(x), pause_starts))
+            AS pause_starts,
+        if(empty(pause_ends), [],
+           arrayMap(x -> ifNull(toUnixTimestamp64Milli(x), -1), pause_ends)) AS pause_ends,
         @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
         @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
         @trunc@(toDate(toDateTime(intDiv(submitted_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS submitted_period,
         -- the ends E of the periods P (first <= P <= last) at which the dossier is open:
         -- submitted before E, no end before E, a due date (service/2)
-        arrayFilter(
+        if(submission_schema != 'service/2' OR (end_ms >= 0 AND end_ms < toInt64(toUnixTimestamp(toDateTime(submitted_period + @interval@(1), 'Asia/Ho_Chi_Minh'))) * 1000), [], arrayFilter(
             e -> toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 > submitted_ms
                  AND (end_ms < 0 OR toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 <= end_ms)
                  AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period,
@@ -169,18 +150,18 @@ FROM
                      range(1, toUInt64(greatest(0, dateDiff('@grain@', submitted_period,
                          if(end_ms < 0, last_period,
                             least(@trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)))
-        ) AS open_ends,
+        )) AS open_ends,
         arrayConcat(
             if(has_submission, [tuple(1, submitted_period, toInt64(0))], []),
             if(paid_ms >= 0, [tuple(2, @trunc@(toDate(toDateTime(intDiv(paid_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), toInt64(0))], []),
             if(end_type = 'completed',
-               [tuple(3, @trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), arraySum((ps, pe) -> if(ps < end_ms, least(if(pe < 0, end_ms, pe), end_ms) - ps, 0), pause_starts, pause_ends))], []),
+               [tuple(3, @trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), if(empty(pause_starts), toInt64(0), arraySum((ps, pe) -> if(ps < end_ms, least(if(pe < 0, end_ms, pe), end_ms) - ps, 0), pause_starts, pause_ends)))], []),
             if(submission_schema = 'service/2',
                arrayMap(e -> tuple(4, e - @interval@(1),
-                   toInt64(due_ms + arraySum((ps, pe) -> if(ps < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, least(if(pe < 0, toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, pe), toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000) - ps, 0), pause_starts, pause_ends) < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000)),
+                   toInt64(due_ms + if(empty(pause_starts), toInt64(0), arraySum((ps, pe) -> if(ps < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, least(if(pe < 0, toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, pe), toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000) - ps, 0), pause_starts, pause_ends)) < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000)),
                    open_ends), [])
         ) AS facts
-    FROM dossier_lifecycle
+    FROM dossier_lifecycle FINAL
 )
 ARRAY JOIN facts AS f
 UNION ALL

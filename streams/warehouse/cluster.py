@@ -38,6 +38,7 @@ SHARDING_KEYS: dict[str, str] = {
     "service_events": "cityHash64(agency_code, dossier_id)",
     "service_submissions": "cityHash64(agency_code, dossier_id)",
     "offering_events": "cityHash64(agency_code, procedure_code)",
+    "dossier_lifecycle": "cityHash64(agency_code, dossier_id)",
     "dead_letters": "cityHash64(_topic, _partition, _offset)",
     "duplicates": "cityHash64(_topic, _partition, _offset)",
     "dead_letter_replays": "cityHash64(dl_topic, dl_partition, dl_offset)",
