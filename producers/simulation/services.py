@@ -2,9 +2,10 @@
 
 ``choose_services`` takes the bundled catalog's lines (``schemas.offering_catalog``) and keeps
 whole services while their lines fit the run's offering budget, in a fixed order that does not
-depend on the seed: round by round, one more service of every agency (within an agency, and
-within a round, in the order of the SHA-256 of the service's key). A small run offers a subset
-of the province's services, spread over every agency; a large one all of them. Each chosen
+depend on the seed: round by round, one more service of every agency (within a round the
+province's departments first, then districts, then communes; within an agency, and otherwise,
+in the order of the SHA-256 of the service's key). A small run offers a subset of the
+province's services, spread over the agencies; a large one all of them. Each chosen
 service keeps its earliest line (the latest one on or before the range's first day, if several
 are) and every change within the range, so its first offering event always comes before its
 changes.
@@ -28,6 +29,7 @@ from schemas.catalog import Agency
 from schemas.offering_catalog import OfferingLine
 
 _LOCAL = timezone(timedelta(hours=7))
+_KIND_ORDER = {"province": 0, "department": 1, "district": 2, "commune": 3}
 
 
 def local(moment: datetime) -> datetime:
@@ -62,7 +64,7 @@ def _order(agency: str, procedure: str) -> bytes:
 def choose_services(
     lines: Iterable[OfferingLine],
     *,
-    agencies: Container[str],
+    agencies: Mapping[str, Agency],
     procedures: Container[str],
     start: date,
     end: date,
@@ -81,9 +83,13 @@ def choose_services(
     for key in sorted(grouped, key=lambda k: _order(*k)):
         by_agency.setdefault(key[0], []).append(key)
     rank = {key: i for keys in by_agency.values() for i, key in enumerate(keys)}
+
+    def order(key: tuple[str, str]) -> tuple[int, int, bytes]:
+        return (rank[key], _KIND_ORDER.get(agencies[key[0]].kind, 9), _order(*key))
+
     services: list[Service] = []
     used = 0
-    for agency, procedure in sorted(grouped, key=lambda k: (rank[k], _order(*k))):
+    for agency, procedure in sorted(grouped, key=order):
         ordered = sorted(grouped[agency, procedure], key=lambda x: (x.effective_at, x.line))
         before = [x for x in ordered if local(x.effective_at) <= first]
         kept = before[-1:] + [x for x in ordered if first < local(x.effective_at) < last]
