@@ -67,10 +67,12 @@ def read_targets(client: Client) -> Targets:
         online_inspection_share=stored.get(
             "target_online_inspection_share", d.online_inspection_share
         ),
-        service_prefill_coverage=stored.get(
-            "target_service_prefill_coverage", d.service_prefill_coverage
+        prefill_design_coverage=stored.get(
+            "target_prefill_design_coverage", d.prefill_design_coverage
         ),
-        full_process_share=stored.get("target_full_process_share", d.full_process_share),
+        full_process_offering_rate=stored.get(
+            "target_full_process_offering_rate", d.full_process_offering_rate
+        ),
     )
 
 
@@ -104,6 +106,7 @@ def data_ranges(client: Client, now: datetime) -> tuple[TimeRange, TimeRange]:
     writes = " UNION ALL ".join(
         f"SELECT min({c}) AS lo, max({c}) AS hi FROM {t}"
         for t, c in (("inspection_events", "_ingested_at"), ("service_events", "_ingested_at"),
+                     ("offering_events", "_ingested_at"),
                      ("dead_letters", "_refused_at"), ("duplicates", "_detected_at"))
     )  # fmt: skip
     pipeline = _range(
@@ -209,8 +212,8 @@ def render_report(
     title = "parwatch — báo cáo cải cách hành chính tỉnh Thanh Hóa"
     pct = [
         charts.fmt_value(v, "percentunit")
-        for v in (targets.online_inspection_share, targets.service_prefill_coverage,
-                  targets.full_process_share)
+        for v in (targets.online_inspection_share, targets.prefill_design_coverage,
+                  targets.full_process_offering_rate)
     ]  # fmt: skip
     intro = (
         f"Tạo lúc {charts.fmt_value(now, '')} (giờ Việt Nam). Cùng truy vấn SQL với các bảng "

@@ -31,8 +31,7 @@ _SETTING = (
 )
 HYBRID = _SETTING.format(default=0, name="hybrid_counts_as_online")
 TARGET_ONLINE = _SETTING.format(default=0.4, name="target_online_inspection_share")
-TARGET_COVERAGE = _SETTING.format(default=1.0, name="target_service_prefill_coverage")
-TARGET_FULL = _SETTING.format(default=1.0, name="target_full_process_share")
+
 
 MONTH = "toDateTime(toStartOfMonth({col}, 'Asia/Ho_Chi_Minh'), 'Asia/Ho_Chi_Minh')"
 
@@ -42,8 +41,8 @@ class Targets:
     """The targets the thresholds show (fractions 0..1), from the settings."""
 
     online_inspection_share: float = 0.40
-    service_prefill_coverage: float = 1.00
-    full_process_share: float = 1.00
+    prefill_design_coverage: float = 1.00
+    full_process_offering_rate: float = 1.00
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,15 @@ VARIABLE_SQL = {
 }
 VARIABLE_LABELS = {"agency": "Cơ quan, đơn vị", "sector": "Lĩnh vực"}
 
+# The inspections the 40% target counts: concluded, not cancelled, checks (kiem_tra) only.
+COUNTED = (
+    "(SELECT agency_code, classification, concluded_at, sector "
+    "FROM inspection_classifications FINAL "
+    "WHERE cancelled = 0 AND concluded_at IS NOT NULL AND kind != 'thanh_tra')"
+)
+
 _INSPECTIONS = f"""
-FROM counted_inspections
+FROM {COUNTED} AS ci
 WHERE $__timeFilter_ms(concluded_at)
   AND {AGENCY}
   AND {SECTOR}"""
@@ -280,7 +286,7 @@ _SERVICE_FIGURES = """
      uniqExactIf(procedure_code, fact = 'submission' AND channel = 'online'
                  AND fields_prefilled > 0)
      / uniqExactIf(procedure_code, fact = 'submission' AND channel = 'online'))
-    AS service_prefill_coverage,
+    AS prefill_observed_coverage,
   countIf(fact = 'submission' AND channel = 'online') AS online_submissions,
   if(online_submissions = 0, NULL,
      countIf(fact = 'submission' AND channel = 'online' AND fields_prefilled > 0)
@@ -290,7 +296,7 @@ _SERVICE_FIGURES = """
      / sumIf(fields_total, fact = 'submission' AND channel = 'online')) AS prefill_depth,
   if(countIf(fact = 'submission') = 0, NULL,
      countIf(fact = 'submission' AND channel = 'online' AND service_level = 'full_process')
-     / countIf(fact = 'submission')) AS full_process_share,
+     / countIf(fact = 'submission')) AS full_process_dossier_rate,
   if(countIf(fact = 'completion') = 0, NULL,
      countIf(fact = 'completion' AND on_time = 1) / countIf(fact = 'completion'))
     AS on_time_rate"""
@@ -305,12 +311,41 @@ SERVICE_RULES = (
 )
 
 _SERVICE_LABELS = {
-    "service_prefill_coverage": "Độ phủ điền sẵn (thủ tục)",
+    "prefill_observed_coverage": "Độ phủ điền sẵn quan sát (dịch vụ)",
     "prefilled_submission_share": "Hồ sơ được điền sẵn",
     "prefill_depth": "Độ sâu điền sẵn",
-    "full_process_share": "Toàn trình",
+    "full_process_dossier_rate": "Hồ sơ toàn trình",
     "on_time_rate": "Đúng hạn",
 }
+
+
+# The end E of the range (Grafana's "to" is E - 1 ms): a service's state at E is its offering
+# event with the latest occurred_at <= E.
+END_MS = "(toUnixTimestamp64Milli($__toTime_ms) + 1)"
+_OFFERING_SQL = f"""SELECT if(eligible = 0, NULL, full / eligible) AS full_process_offering_rate,
+       if(online = 0, NULL, designed / online) AS prefill_design_coverage
+FROM (
+SELECT countIf(is_eligible) AS eligible,
+       countIf(is_eligible AND level = 'full_process') AS full,
+       countIf(level IN ('full_process', 'partial')) AS online,
+       countIf(level IN ('full_process', 'partial') AND prefill_designed = 1) AS designed
+FROM (
+SELECT level, prefill_designed,
+       procedure_code IN (SELECT code FROM procedures WHERE full_process_eligible = 1)
+         AS is_eligible
+FROM service_offering_history
+WHERE toUnixTimestamp64Milli(valid_from) <= {END_MS}
+  AND (valid_to IS NULL OR toUnixTimestamp64Milli(valid_to) > {END_MS})
+  AND level != 'not_offered'
+  AND {AGENCY}
+))"""
+
+OFFERING_RULES = (
+    "Tính trên các dịch vụ (cơ quan × thủ tục) tồn tại vào cuối khoảng thời gian, theo sự kiện "
+    "offering mới nhất (không tính not_offered). Toàn trình = thủ tục đủ điều kiện đang cung "
+    "cấp mức full_process ÷ thủ tục đủ điều kiện (QĐ 766 §3.1). Thiết kế điền sẵn = dịch vụ "
+    "trực tuyến (toàn trình hoặc một phần) có prefill_designed ÷ dịch vụ trực tuyến (QĐ 942)."
+)
 
 
 def _service_panels(t: Targets) -> tuple[Panel, ...]:
@@ -318,28 +353,27 @@ def _service_panels(t: Targets) -> tuple[Panel, ...]:
         Panel(
             key="prefill_coverage",
             kind="gauge",
-            title="Dịch vụ công trực tuyến có điền sẵn dữ liệu",
+            title="Dịch vụ công trực tuyến được thiết kế điền sẵn dữ liệu",
             description=(
-                f"Mục tiêu: {t.service_prefill_coverage:.0%} thủ tục có dịch vụ công trực tuyến "
-                "dùng lại dữ liệu người dân đã cung cấp. " + SERVICE_RULES
+                f"Mục tiêu: {t.prefill_design_coverage:.0%}. " + OFFERING_RULES
             ),
-            sql=f"SELECT{_SERVICE_FIGURES}{_SERVICES}",
-            labels={"service_prefill_coverage": "Độ phủ điền sẵn"},
+            sql=_OFFERING_SQL,
+            labels={"prefill_design_coverage": "Thiết kế điền sẵn"},
             unit="percentunit",
-            target=t.service_prefill_coverage,
-            kpi_keys={"service_prefill_coverage": "service_prefill_coverage"},
+            target=t.prefill_design_coverage,
+            kpi_keys={"prefill_design_coverage": "prefill_design_coverage"},
             w=8,
         ),
         Panel(
             key="full_process",
             kind="gauge",
-            title="Hồ sơ dịch vụ công trực tuyến toàn trình",
-            description=f"Mục tiêu: {t.full_process_share:.0%}. " + SERVICE_RULES,
-            sql=f"SELECT{_SERVICE_FIGURES}{_SERVICES}",
-            labels={"full_process_share": "Toàn trình"},
+            title="Thủ tục đủ điều kiện cung cấp dịch vụ công trực tuyến toàn trình",
+            description=f"Mục tiêu: {t.full_process_offering_rate:.0%}. " + OFFERING_RULES,
+            sql=_OFFERING_SQL,
+            labels={"full_process_offering_rate": "Toàn trình"},
             unit="percentunit",
-            target=t.full_process_share,
-            kpi_keys={"full_process_share": "full_process_share"},
+            target=t.full_process_offering_rate,
+            kpi_keys={"full_process_offering_rate": "full_process_offering_rate"},
             w=8,
         ),
         Panel(
@@ -356,12 +390,6 @@ def _service_panels(t: Targets) -> tuple[Panel, ...]:
             },
             unit="percentunit",
             column_units={"online_submissions": "short"},
-            kpi_keys={
-                "online_submissions": "online_submissions",
-                "prefilled_submission_share": "prefilled_submission_share",
-                "prefill_depth": "prefill_depth",
-                "on_time_rate": "on_time_rate",
-            },
             w=8,
         ),
         Panel(
@@ -369,8 +397,8 @@ def _service_panels(t: Targets) -> tuple[Panel, ...]:
             kind="timeseries",
             title="Các chỉ số dịch vụ công theo tháng",
             description="Mỗi điểm là một tháng (giờ Việt Nam). " + SERVICE_RULES,
-            sql=f"""SELECT time, service_prefill_coverage, prefilled_submission_share,
-       prefill_depth, full_process_share, on_time_rate
+            sql=f"""SELECT time, prefill_observed_coverage, prefilled_submission_share,
+       prefill_depth, full_process_dossier_rate, on_time_rate
 FROM (
 SELECT {MONTH.format(col="at")} AS time,{_SERVICE_FIGURES}{_SERVICES}
 GROUP BY time
@@ -391,7 +419,7 @@ ORDER BY time""",
 FROM (SELECT * {_SERVICES.strip()}) AS f
 LEFT JOIN (SELECT code, name FROM agencies FINAL) AS a ON a.code = f.agency_code
 GROUP BY f.agency_code
-ORDER BY service_prefill_coverage, f.agency_code""",
+ORDER BY prefill_observed_coverage, f.agency_code""",
             labels={
                 "agency_code": "Mã",
                 "agency_name": "Cơ quan",
@@ -400,8 +428,7 @@ ORDER BY service_prefill_coverage, f.agency_code""",
             },
             unit="percentunit",
             column_units={"online_submissions": "short"},
-            target=t.service_prefill_coverage,
-            target_column="service_prefill_coverage",
+            target=None,
             h=14,
         ),
         Panel(
@@ -448,19 +475,23 @@ def _pipeline_panels() -> tuple[Panel, ...]:
             kind="timeseries",
             title="Sự kiện ghi nhận mỗi phút",
             description=(
-                "Số sự kiện được ghi vào kho mỗi phút (theo _ingested_at, mỗi event_id một lần), "
+                "Số sự kiện kiểm tra, dịch vụ công và cung cấp dịch vụ được ghi vào kho mỗi phút "
+                "(theo _ingested_at, mỗi event_id một lần), "
                 "trung bình trên mỗi khoảng của biểu đồ ($__interval_s giây); cùng với thư lỗi "
                 "(dead letters) và bản trùng lặp đã bỏ qua."
             ),
             sql=f"""SELECT time,
        sumIf(n, k = 'inspection') * 60 / ($__interval_s) AS inspection_events,
        sumIf(n, k = 'service') * 60 / ($__interval_s) AS service_events,
+       sumIf(n, k = 'offering') * 60 / ($__interval_s) AS offering_events,
        sumIf(n, k = 'dead_letter') * 60 / ($__interval_s) AS dead_letters,
        sumIf(n, k = 'duplicate') * 60 / ($__interval_s) AS duplicates
 FROM (
 {per_interval("inspection_events", "_ingested_at", "inspection")}
 UNION ALL
 {per_interval("service_events", "_ingested_at", "service")}
+UNION ALL
+{per_interval("offering_events", "_ingested_at", "offering")}
 UNION ALL
 {per_interval("dead_letters", "_refused_at", "dead_letter")}
 UNION ALL
@@ -471,6 +502,7 @@ ORDER BY time""",
             labels={
                 "inspection_events": "Sự kiện kiểm tra",
                 "service_events": "Sự kiện dịch vụ công",
+                "offering_events": "Sự kiện cung cấp dịch vụ",
                 "dead_letters": "Thư lỗi",
                 "duplicates": "Trùng lặp",
             },
@@ -492,6 +524,8 @@ FROM (
 SELECT maxOrNull(_ingested_at) AS t FROM inspection_events WHERE {AGENCY}
 UNION ALL
 SELECT maxOrNull(_ingested_at) AS t FROM service_events WHERE {AGENCY}
+UNION ALL
+SELECT maxOrNull(_ingested_at) AS t FROM offering_events WHERE {AGENCY}
 )""",
             labels={"freshness_s": "Độ trễ"},
             unit="s",
@@ -510,6 +544,8 @@ SELECT maxOrNull(_ingested_at) AS t FROM service_events WHERE {AGENCY}
   (SELECT count() FROM inspection_events FINAL
    WHERE _ingested_at >= ($__fromTime) AND _ingested_at <= ($__toTime) AND {AGENCY})
   + (SELECT count() FROM service_events FINAL
+   WHERE _ingested_at >= ($__fromTime) AND _ingested_at <= ($__toTime) AND {AGENCY})
+  + (SELECT count() FROM offering_events FINAL
    WHERE _ingested_at >= ($__fromTime) AND _ingested_at <= ($__toTime) AND {AGENCY})
     AS accepted,
   (SELECT count() FROM dead_letters FINAL
@@ -711,9 +747,10 @@ def build_dashboards(targets: Targets) -> tuple[Dashboard, ...]:
             uid="parwatch-prefill-services",
             title="parwatch · Dữ liệu điền sẵn và dịch vụ công trực tuyến",
             description=(
-                f"Mục tiêu: {targets.service_prefill_coverage:.0%} dịch vụ công trực tuyến điền "
-                "sẵn dữ liệu người dân đã cung cấp; "
-                f"{targets.full_process_share:.0%} thủ tục đủ điều kiện cung cấp toàn trình."
+                f"Mục tiêu: {targets.prefill_design_coverage:.0%} dịch vụ công trực tuyến được "
+                "thiết kế điền sẵn dữ liệu người dân đã cung cấp; "
+                f"{targets.full_process_offering_rate:.0%} thủ tục đủ điều kiện cung cấp "
+                "toàn trình."
             ),
             panels=_service_panels(targets),
             variables=("agency",),

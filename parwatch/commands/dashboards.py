@@ -55,9 +55,9 @@ def _targets(settings: Settings) -> Targets:
     from dashboards.spec import Targets
 
     return Targets(
-        online_inspection_share=settings.target_online_inspection_share,
-        service_prefill_coverage=settings.target_service_prefill_coverage,
-        full_process_share=settings.target_full_process_share,
+        online_inspection_share=settings.target_online_inspection_share or 0.4,
+        prefill_design_coverage=settings.target_prefill_design_coverage or 1.0,
+        full_process_offering_rate=settings.target_full_process_offering_rate or 1.0,
     )
 
 

@@ -36,8 +36,8 @@ def test_committed_json_is_the_builders_output_for_the_default_settings() -> Non
     fields = Settings.model_fields
     defaults = Targets(
         fields["target_online_inspection_share"].default,
-        fields["target_service_prefill_coverage"].default,
-        fields["target_full_process_share"].default,
+        fields["target_prefill_design_coverage"].default,
+        fields["target_full_process_offering_rate"].default,
     )
     assert defaults == Targets()
     built = all_json(defaults)
@@ -88,8 +88,8 @@ def test_uids_variables_queries_and_datasources() -> None:
         {},
         {
             "PARWATCH_TARGET_ONLINE_INSPECTION_SHARE": "0.55",
-            "PARWATCH_TARGET_SERVICE_PREFILL_COVERAGE": "0.9",
-            "PARWATCH_TARGET_FULL_PROCESS_SHARE": "0.8",
+            "PARWATCH_TARGET_PREFILL_DESIGN_COVERAGE": "0.9",
+            "PARWATCH_TARGET_FULL_PROCESS_OFFERING_RATE": "0.8",
         },
     ],
 )
@@ -107,9 +107,8 @@ def test_thresholds_equal_the_configured_targets(
         "online_share_by_month": settings.target_online_inspection_share,
         "agencies_ranked": settings.target_online_inspection_share,
         "agencies_below_target": settings.target_online_inspection_share,
-        "prefill_coverage": settings.target_service_prefill_coverage,
-        "services_by_agency": settings.target_service_prefill_coverage,
-        "full_process": settings.target_full_process_share,
+        "prefill_coverage": settings.target_prefill_design_coverage,
+        "full_process": settings.target_full_process_offering_rate,
     }
     from dashboards.spec import build_dashboards
 
