@@ -83,231 +83,600 @@ FROM
 );
 
 -- @each grain
--- Every counted fact of a @grain@, one row each: dossier submissions, first payments,
--- completions and open dossiers at the period's end; concluded inspections and activities;
--- services existing at the period's end. `service` is the procedure of an online submission.
+-- The counted facts of each agency, @grain@ and service, summed: dossier submissions, first
+-- payments, completions and open dossiers at the period's end; concluded inspections and
+-- activities; services existing at the period's end. `service` is `agency:procedure` of an
+-- online submission, '' for every other fact.
 CREATE OR REPLACE VIEW kpi_facts_@grain@ AS
-SELECT
-    agency_code AS agency_code,
-    f.2 AS period_start,
-    if(f.1 = 1 AND channel = 'online', concat(agency_code, ':', procedure_code), '') AS service,
-    toUInt64(0) AS inspections_online,
-    toUInt64(0) AS inspections_hybrid,
-    toUInt64(0) AS inspections_in_person,
-    toUInt64(0) AS inspections_unclassified,
-    toUInt64(0) AS inspections_thanh_tra,
-    toUInt64(0) AS activities,
-    toUInt64(0) AS activities_online,
-    toUInt64(f.1 = 1) AS dossiers_submitted,
-    toUInt64(f.1 = 1 AND channel = 'online') AS online_submissions,
-    toUInt64(f.1 = 1 AND channel = 'online' AND service_level = 'full_process') AS online_full_process,
-    toUInt64(f.1 = 1 AND (reused_components >= 1 OR (channel = 'online' AND fields_prefilled >= 1))) AS dossiers_reusing,
-    toUInt64(f.1 = 1 AND submission_schema = 'service/2') AS dossiers_v2,
-    toUInt64(f.1 = 1 AND submission_schema = 'service/2' AND digitized = 1) AS dossiers_digitized,
-    toUInt64(f.1 = 1 AND channel = 'online' AND fields_prefilled >= 1) AS online_prefilled,
-    toUInt64(if(f.1 = 1 AND channel = 'online', fields_total, 0)) AS form_fields_total,
-    toUInt64(if(f.1 = 1 AND channel = 'online', fields_prefilled, 0)) AS form_fields_prefilled,
-    toUInt64(0) AS services_existing,
-    toUInt64(0) AS services_eligible,
-    toUInt64(0) AS services_full_process,
-    toUInt64(0) AS services_online,
-    toUInt64(0) AS services_prefill_designed,
-    toUInt64(f.1 = 3 AND (submission_schema = 'service/2' OR on_time IS NOT NULL)) AS dossiers_completed,
-    toUInt64(f.1 = 3 AND if(submission_schema = 'service/2', end_ms <= due_ms + f.3, on_time = 1)) AS dossiers_completed_on_time,
-    toUInt64(f.1 = 4) AS dossiers_open,
-    toUInt64(f.1 = 4 AND f.3 = 1) AS dossiers_overdue,
-    toUInt64(f.1 = 3 AND submission_schema = 'service/2') AS dossiers_resolved,
-    toInt64(if(f.1 = 3 AND submission_schema = 'service/2', end_ms - submitted_ms - f.3, 0)) AS resolution_ms_total,
-    toUInt64(f.1 = 3 AND end_schema = 'service/2') AS completions_v2,
-    toUInt64(f.1 = 3 AND end_schema = 'service/2' AND result_electronic = 1) AS results_electronic,
-    toUInt64(f.1 = 2) AS payments,
-    toUInt64(f.1 = 2 AND payment_channel = 'online') AS payments_online
+SELECT agency_code, period_start, service,
+    sum(inspections_online) AS inspections_online,
+    sum(inspections_hybrid) AS inspections_hybrid,
+    sum(inspections_in_person) AS inspections_in_person,
+    sum(inspections_unclassified) AS inspections_unclassified,
+    sum(inspections_thanh_tra) AS inspections_thanh_tra,
+    sum(activities) AS activities,
+    sum(activities_online) AS activities_online,
+    sum(dossiers_submitted) AS dossiers_submitted,
+    sum(online_submissions) AS online_submissions,
+    sum(online_full_process) AS online_full_process,
+    sum(dossiers_reusing) AS dossiers_reusing,
+    sum(dossiers_v2) AS dossiers_v2,
+    sum(dossiers_digitized) AS dossiers_digitized,
+    sum(online_prefilled) AS online_prefilled,
+    sum(form_fields_total) AS form_fields_total,
+    sum(form_fields_prefilled) AS form_fields_prefilled,
+    sum(services_existing) AS services_existing,
+    sum(services_eligible) AS services_eligible,
+    sum(services_full_process) AS services_full_process,
+    sum(services_online) AS services_online,
+    sum(services_prefill_designed) AS services_prefill_designed,
+    sum(dossiers_completed) AS dossiers_completed,
+    sum(dossiers_completed_on_time) AS dossiers_completed_on_time,
+    sum(dossiers_open) AS dossiers_open,
+    sum(dossiers_overdue) AS dossiers_overdue,
+    sum(dossiers_resolved) AS dossiers_resolved,
+    sum(resolution_ms_total) AS resolution_ms_total,
+    sum(completions_v2) AS completions_v2,
+    sum(results_electronic) AS results_electronic,
+    sum(payments) AS payments,
+    sum(payments_online) AS payments_online
 FROM
 (
     SELECT
-        agency_code, procedure_code, submission_schema, channel, service_level,
-        fields_total, fields_prefilled, digitized, reused_components, end_type,
-        end_schema, on_time, result_electronic, payment_channel,
-        submitted_at IS NOT NULL AS has_submission,
-        ifNull(toUnixTimestamp64Milli(submitted_at), -1) AS submitted_ms,
-        ifNull(toUnixTimestamp64Milli(due_at), -1) AS due_ms,
-        ifNull(toUnixTimestamp64Milli(ended_at), -1) AS end_ms,
-        ifNull(toUnixTimestamp64Milli(paid_at), -1) AS paid_ms,
-        if(empty(pause_starts), [], arrayMap(x -> toUnixTimestamp64Milli(x), pause_starts))
-            AS pause_starts,
-        if(empty(pause_ends), [],
-           arrayMap(x -> ifNull(toUnixTimestamp64Milli(x), -1), pause_ends)) AS pause_ends,
-        @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
-        @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
-        @trunc@(toDate(toDateTime(intDiv(submitted_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS submitted_period,
-        -- the ends E of the periods P (first <= P <= last) at which the dossier is open:
-        -- submitted before E, no end before E, a due date (service/2)
-        if(submission_schema != 'service/2' OR (end_ms >= 0 AND end_ms < toInt64(toUnixTimestamp(toDateTime(submitted_period + @interval@(1), 'Asia/Ho_Chi_Minh'))) * 1000), [], arrayFilter(
-            e -> toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 > submitted_ms
-                 AND (end_ms < 0 OR toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 <= end_ms)
-                 AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period,
-            arrayMap(k -> submitted_period + @interval@(k),
-                     range(1, toUInt64(greatest(0, dateDiff('@grain@', submitted_period,
-                         if(end_ms < 0, last_period,
-                            least(@trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)))
-        )) AS open_ends,
-        arrayConcat(
-            if(has_submission, [tuple(1, submitted_period, toInt64(0))], []),
-            if(paid_ms >= 0, [tuple(2, @trunc@(toDate(toDateTime(intDiv(paid_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), toInt64(0))], []),
-            if(end_type = 'completed',
-               [tuple(3, @trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), if(empty(pause_starts), toInt64(0), arraySum((ps, pe) -> if(ps < end_ms, least(if(pe < 0, end_ms, pe), end_ms) - ps, 0), pause_starts, pause_ends)))], []),
-            if(submission_schema = 'service/2',
-               arrayMap(e -> tuple(4, e - @interval@(1),
-                   toInt64(due_ms + if(empty(pause_starts), toInt64(0), arraySum((ps, pe) -> if(ps < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, least(if(pe < 0, toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, pe), toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000) - ps, 0), pause_starts, pause_ends)) < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000)),
-                   open_ends), [])
-        ) AS facts
+        toString(agency_code) AS agency_code,
+        @trunc@(toDate(assumeNotNull(submitted_at), 'Asia/Ho_Chi_Minh')) AS period_start,
+        if(channel = 'online', concat(toString(agency_code), ':', toString(procedure_code)), '') AS service,
+        toUInt64(0) AS inspections_online,
+        toUInt64(0) AS inspections_hybrid,
+        toUInt64(0) AS inspections_in_person,
+        toUInt64(0) AS inspections_unclassified,
+        toUInt64(0) AS inspections_thanh_tra,
+        toUInt64(0) AS activities,
+        toUInt64(0) AS activities_online,
+        toUInt64(1) AS dossiers_submitted,
+        toUInt64(channel = 'online') AS online_submissions,
+        toUInt64(channel = 'online' AND service_level = 'full_process') AS online_full_process,
+        toUInt64(reused_components >= 1 OR (channel = 'online' AND fields_prefilled >= 1)) AS dossiers_reusing,
+        toUInt64(submission_schema = 'service/2') AS dossiers_v2,
+        toUInt64(submission_schema = 'service/2' AND digitized = 1) AS dossiers_digitized,
+        toUInt64(channel = 'online' AND fields_prefilled >= 1) AS online_prefilled,
+        toUInt64(if(channel = 'online', fields_total, 0)) AS form_fields_total,
+        toUInt64(if(channel = 'online', fields_prefilled, 0)) AS form_fields_prefilled,
+        toUInt64(0) AS services_existing,
+        toUInt64(0) AS services_eligible,
+        toUInt64(0) AS services_full_process,
+        toUInt64(0) AS services_online,
+        toUInt64(0) AS services_prefill_designed,
+        toUInt64(0) AS dossiers_completed,
+        toUInt64(0) AS dossiers_completed_on_time,
+        toUInt64(0) AS dossiers_open,
+        toUInt64(0) AS dossiers_overdue,
+        toUInt64(0) AS dossiers_resolved,
+        toInt64(0) AS resolution_ms_total,
+        toUInt64(0) AS completions_v2,
+        toUInt64(0) AS results_electronic,
+        toUInt64(0) AS payments,
+        toUInt64(0) AS payments_online
     FROM dossier_lifecycle FINAL
+    WHERE submitted_at IS NOT NULL
 )
-ARRAY JOIN facts AS f
+GROUP BY agency_code, period_start, service
 UNION ALL
-SELECT
-    toString(agency_code) AS agency_code,
-    @trunc@(toDate(concluded_at, 'Asia/Ho_Chi_Minh')) AS period_start,
-    '' AS service,
-    toUInt64(kind != 'thanh_tra' AND classification = 'online') AS inspections_online,
-    toUInt64(kind != 'thanh_tra' AND classification = 'hybrid') AS inspections_hybrid,
-    toUInt64(kind != 'thanh_tra' AND classification = 'in_person') AS inspections_in_person,
-    toUInt64(kind != 'thanh_tra' AND classification = 'unclassified') AS inspections_unclassified,
-    toUInt64(kind = 'thanh_tra') AS inspections_thanh_tra,
-    toUInt64(0) AS activities,
-    toUInt64(0) AS activities_online,
-    toUInt64(0) AS dossiers_submitted,
-    toUInt64(0) AS online_submissions,
-    toUInt64(0) AS online_full_process,
-    toUInt64(0) AS dossiers_reusing,
-    toUInt64(0) AS dossiers_v2,
-    toUInt64(0) AS dossiers_digitized,
-    toUInt64(0) AS online_prefilled,
-    toUInt64(0) AS form_fields_total,
-    toUInt64(0) AS form_fields_prefilled,
-    toUInt64(0) AS services_existing,
-    toUInt64(0) AS services_eligible,
-    toUInt64(0) AS services_full_process,
-    toUInt64(0) AS services_online,
-    toUInt64(0) AS services_prefill_designed,
-    toUInt64(0) AS dossiers_completed,
-    toUInt64(0) AS dossiers_completed_on_time,
-    toUInt64(0) AS dossiers_open,
-    toUInt64(0) AS dossiers_overdue,
-    toUInt64(0) AS dossiers_resolved,
-    toInt64(0) AS resolution_ms_total,
-    toUInt64(0) AS completions_v2,
-    toUInt64(0) AS results_electronic,
-    toUInt64(0) AS payments,
-    toUInt64(0) AS payments_online
-FROM inspection_classifications FINAL
-WHERE cancelled = 0 AND concluded_at IS NOT NULL
-UNION ALL
-SELECT
-    toString(a.agency_code) AS agency_code,
-    @trunc@(toDate(a.occurred_at, 'Asia/Ho_Chi_Minh')) AS period_start,
-    '' AS service,
-    toUInt64(0) AS inspections_online,
-    toUInt64(0) AS inspections_hybrid,
-    toUInt64(0) AS inspections_in_person,
-    toUInt64(0) AS inspections_unclassified,
-    toUInt64(0) AS inspections_thanh_tra,
-    toUInt64(1) AS activities,
-    toUInt64(a.activity_online = 1) AS activities_online,
-    toUInt64(0) AS dossiers_submitted,
-    toUInt64(0) AS online_submissions,
-    toUInt64(0) AS online_full_process,
-    toUInt64(0) AS dossiers_reusing,
-    toUInt64(0) AS dossiers_v2,
-    toUInt64(0) AS dossiers_digitized,
-    toUInt64(0) AS online_prefilled,
-    toUInt64(0) AS form_fields_total,
-    toUInt64(0) AS form_fields_prefilled,
-    toUInt64(0) AS services_existing,
-    toUInt64(0) AS services_eligible,
-    toUInt64(0) AS services_full_process,
-    toUInt64(0) AS services_online,
-    toUInt64(0) AS services_prefill_designed,
-    toUInt64(0) AS dossiers_completed,
-    toUInt64(0) AS dossiers_completed_on_time,
-    toUInt64(0) AS dossiers_open,
-    toUInt64(0) AS dossiers_overdue,
-    toUInt64(0) AS dossiers_resolved,
-    toInt64(0) AS resolution_ms_total,
-    toUInt64(0) AS completions_v2,
-    toUInt64(0) AS results_electronic,
-    toUInt64(0) AS payments,
-    toUInt64(0) AS payments_online
-FROM inspection_events AS a FINAL
-INNER JOIN
-(
-    SELECT agency_code, inspection_id
-    FROM inspection_classifications FINAL
-    WHERE cancelled = 0 AND kind != 'thanh_tra'
-) AS c ON a.agency_code = c.agency_code AND a.inspection_id = c.inspection_id
-WHERE a.event_type = 'activity'
-UNION ALL
-SELECT
-    agency_code AS agency_code,
-    e - @interval@(1) AS period_start,
-    '' AS service,
-    toUInt64(0) AS inspections_online,
-    toUInt64(0) AS inspections_hybrid,
-    toUInt64(0) AS inspections_in_person,
-    toUInt64(0) AS inspections_unclassified,
-    toUInt64(0) AS inspections_thanh_tra,
-    toUInt64(0) AS activities,
-    toUInt64(0) AS activities_online,
-    toUInt64(0) AS dossiers_submitted,
-    toUInt64(0) AS online_submissions,
-    toUInt64(0) AS online_full_process,
-    toUInt64(0) AS dossiers_reusing,
-    toUInt64(0) AS dossiers_v2,
-    toUInt64(0) AS dossiers_digitized,
-    toUInt64(0) AS online_prefilled,
-    toUInt64(0) AS form_fields_total,
-    toUInt64(0) AS form_fields_prefilled,
-    toUInt64(1) AS services_existing,
-    toUInt64(eligible) AS services_eligible,
-    toUInt64(eligible AND level = 'full_process') AS services_full_process,
-    toUInt64(level IN ('full_process', 'partial')) AS services_online,
-    toUInt64(level IN ('full_process', 'partial') AND prefill_designed = 1) AS services_prefill_designed,
-    toUInt64(0) AS dossiers_completed,
-    toUInt64(0) AS dossiers_completed_on_time,
-    toUInt64(0) AS dossiers_open,
-    toUInt64(0) AS dossiers_overdue,
-    toUInt64(0) AS dossiers_resolved,
-    toInt64(0) AS resolution_ms_total,
-    toUInt64(0) AS completions_v2,
-    toUInt64(0) AS results_electronic,
-    toUInt64(0) AS payments,
-    toUInt64(0) AS payments_online
+SELECT agency_code, period_start, service,
+    sum(inspections_online) AS inspections_online,
+    sum(inspections_hybrid) AS inspections_hybrid,
+    sum(inspections_in_person) AS inspections_in_person,
+    sum(inspections_unclassified) AS inspections_unclassified,
+    sum(inspections_thanh_tra) AS inspections_thanh_tra,
+    sum(activities) AS activities,
+    sum(activities_online) AS activities_online,
+    sum(dossiers_submitted) AS dossiers_submitted,
+    sum(online_submissions) AS online_submissions,
+    sum(online_full_process) AS online_full_process,
+    sum(dossiers_reusing) AS dossiers_reusing,
+    sum(dossiers_v2) AS dossiers_v2,
+    sum(dossiers_digitized) AS dossiers_digitized,
+    sum(online_prefilled) AS online_prefilled,
+    sum(form_fields_total) AS form_fields_total,
+    sum(form_fields_prefilled) AS form_fields_prefilled,
+    sum(services_existing) AS services_existing,
+    sum(services_eligible) AS services_eligible,
+    sum(services_full_process) AS services_full_process,
+    sum(services_online) AS services_online,
+    sum(services_prefill_designed) AS services_prefill_designed,
+    sum(dossiers_completed) AS dossiers_completed,
+    sum(dossiers_completed_on_time) AS dossiers_completed_on_time,
+    sum(dossiers_open) AS dossiers_open,
+    sum(dossiers_overdue) AS dossiers_overdue,
+    sum(dossiers_resolved) AS dossiers_resolved,
+    sum(resolution_ms_total) AS resolution_ms_total,
+    sum(completions_v2) AS completions_v2,
+    sum(results_electronic) AS results_electronic,
+    sum(payments) AS payments,
+    sum(payments_online) AS payments_online
 FROM
 (
     SELECT
-        agency_code, level, prefill_designed,
-        procedure_code IN (SELECT code FROM procedures WHERE full_process_eligible = 1)
-            AS eligible,
-        toUnixTimestamp64Milli(valid_from) AS from_ms,
-        ifNull(toUnixTimestamp64Milli(valid_to), toInt64(-1)) AS to_ms,
-        @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
-        @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
-        @trunc@(toDate(toDateTime(intDiv(from_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS from_period,
-        -- the ends E of the periods P (first <= P <= last) at which this state holds:
-        -- valid_from <= E < valid_to
-        arrayFilter(
-            e -> toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 >= from_ms
-                 AND (to_ms < 0 OR toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 < to_ms)
-                 AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period,
-            arrayMap(k -> from_period + @interval@(k),
-                     range(0, toUInt64(greatest(0, dateDiff('@grain@', from_period,
-                         if(to_ms < 0, last_period,
-                            least(@trunc@(toDate(toDateTime(intDiv(to_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)))
-        ) AS ends
-    FROM service_offering_history
-    WHERE level != 'not_offered'
+        toString(agency_code) AS agency_code,
+        @trunc@(toDate(assumeNotNull(paid_at), 'Asia/Ho_Chi_Minh')) AS period_start,
+        '' AS service,
+        toUInt64(0) AS inspections_online,
+        toUInt64(0) AS inspections_hybrid,
+        toUInt64(0) AS inspections_in_person,
+        toUInt64(0) AS inspections_unclassified,
+        toUInt64(0) AS inspections_thanh_tra,
+        toUInt64(0) AS activities,
+        toUInt64(0) AS activities_online,
+        toUInt64(0) AS dossiers_submitted,
+        toUInt64(0) AS online_submissions,
+        toUInt64(0) AS online_full_process,
+        toUInt64(0) AS dossiers_reusing,
+        toUInt64(0) AS dossiers_v2,
+        toUInt64(0) AS dossiers_digitized,
+        toUInt64(0) AS online_prefilled,
+        toUInt64(0) AS form_fields_total,
+        toUInt64(0) AS form_fields_prefilled,
+        toUInt64(0) AS services_existing,
+        toUInt64(0) AS services_eligible,
+        toUInt64(0) AS services_full_process,
+        toUInt64(0) AS services_online,
+        toUInt64(0) AS services_prefill_designed,
+        toUInt64(0) AS dossiers_completed,
+        toUInt64(0) AS dossiers_completed_on_time,
+        toUInt64(0) AS dossiers_open,
+        toUInt64(0) AS dossiers_overdue,
+        toUInt64(0) AS dossiers_resolved,
+        toInt64(0) AS resolution_ms_total,
+        toUInt64(0) AS completions_v2,
+        toUInt64(0) AS results_electronic,
+        toUInt64(1) AS payments,
+        toUInt64(payment_channel = 'online') AS payments_online
+    FROM dossier_lifecycle FINAL
+    WHERE paid_at IS NOT NULL
 )
-ARRAY JOIN ends AS e;
+GROUP BY agency_code, period_start, service
+UNION ALL
+SELECT agency_code, period_start, service,
+    sum(inspections_online) AS inspections_online,
+    sum(inspections_hybrid) AS inspections_hybrid,
+    sum(inspections_in_person) AS inspections_in_person,
+    sum(inspections_unclassified) AS inspections_unclassified,
+    sum(inspections_thanh_tra) AS inspections_thanh_tra,
+    sum(activities) AS activities,
+    sum(activities_online) AS activities_online,
+    sum(dossiers_submitted) AS dossiers_submitted,
+    sum(online_submissions) AS online_submissions,
+    sum(online_full_process) AS online_full_process,
+    sum(dossiers_reusing) AS dossiers_reusing,
+    sum(dossiers_v2) AS dossiers_v2,
+    sum(dossiers_digitized) AS dossiers_digitized,
+    sum(online_prefilled) AS online_prefilled,
+    sum(form_fields_total) AS form_fields_total,
+    sum(form_fields_prefilled) AS form_fields_prefilled,
+    sum(services_existing) AS services_existing,
+    sum(services_eligible) AS services_eligible,
+    sum(services_full_process) AS services_full_process,
+    sum(services_online) AS services_online,
+    sum(services_prefill_designed) AS services_prefill_designed,
+    sum(dossiers_completed) AS dossiers_completed,
+    sum(dossiers_completed_on_time) AS dossiers_completed_on_time,
+    sum(dossiers_open) AS dossiers_open,
+    sum(dossiers_overdue) AS dossiers_overdue,
+    sum(dossiers_resolved) AS dossiers_resolved,
+    sum(resolution_ms_total) AS resolution_ms_total,
+    sum(completions_v2) AS completions_v2,
+    sum(results_electronic) AS results_electronic,
+    sum(payments) AS payments,
+    sum(payments_online) AS payments_online
+FROM
+(
+    SELECT
+        agency_code AS agency_code,
+        @trunc@(toDate(assumeNotNull(ended_at), 'Asia/Ho_Chi_Minh')) AS period_start,
+        '' AS service,
+        toUInt64(0) AS inspections_online,
+        toUInt64(0) AS inspections_hybrid,
+        toUInt64(0) AS inspections_in_person,
+        toUInt64(0) AS inspections_unclassified,
+        toUInt64(0) AS inspections_thanh_tra,
+        toUInt64(0) AS activities,
+        toUInt64(0) AS activities_online,
+        toUInt64(0) AS dossiers_submitted,
+        toUInt64(0) AS online_submissions,
+        toUInt64(0) AS online_full_process,
+        toUInt64(0) AS dossiers_reusing,
+        toUInt64(0) AS dossiers_v2,
+        toUInt64(0) AS dossiers_digitized,
+        toUInt64(0) AS online_prefilled,
+        toUInt64(0) AS form_fields_total,
+        toUInt64(0) AS form_fields_prefilled,
+        toUInt64(0) AS services_existing,
+        toUInt64(0) AS services_eligible,
+        toUInt64(0) AS services_full_process,
+        toUInt64(0) AS services_online,
+        toUInt64(0) AS services_prefill_designed,
+        toUInt64(submission_schema = 'service/2' OR on_time IS NOT NULL) AS dossiers_completed,
+        toUInt64(if(submission_schema = 'service/2', end_ms <= due_ms + paused, on_time = 1)) AS dossiers_completed_on_time,
+        toUInt64(0) AS dossiers_open,
+        toUInt64(0) AS dossiers_overdue,
+        toUInt64(submission_schema = 'service/2') AS dossiers_resolved,
+        toInt64(if(submission_schema = 'service/2', end_ms - submitted_ms - paused, 0)) AS resolution_ms_total,
+        toUInt64(end_schema = 'service/2') AS completions_v2,
+        toUInt64(end_schema = 'service/2' AND result_electronic = 1) AS results_electronic,
+        toUInt64(0) AS payments,
+        toUInt64(0) AS payments_online
+    FROM
+    (
+        SELECT
+            toString(agency_code) AS agency_code, ended_at, submission_schema, on_time,
+            end_schema, result_electronic,
+            ifNull(toUnixTimestamp64Milli(ended_at), -1) AS end_ms,
+            ifNull(toUnixTimestamp64Milli(submitted_at), -1) AS submitted_ms,
+            ifNull(toUnixTimestamp64Milli(due_at), -1) AS due_ms,
+            if(empty(pause_starts), [], arrayMap(x -> toUnixTimestamp64Milli(x), pause_starts)) AS ps_ms, if(empty(pause_ends), [], arrayMap(x -> ifNull(toUnixTimestamp64Milli(x), -1), pause_ends)) AS pe_ms,
+            if(empty(ps_ms), toInt64(0), arraySum((ps, pe) -> if(ps < end_ms, least(if(pe < 0, end_ms, pe), end_ms) - ps, 0), ps_ms, pe_ms)) AS paused
+        FROM dossier_lifecycle FINAL
+        WHERE end_type = 'completed'
+    )
+)
+GROUP BY agency_code, period_start, service
+UNION ALL
+SELECT agency_code, period_start, service,
+    sum(inspections_online) AS inspections_online,
+    sum(inspections_hybrid) AS inspections_hybrid,
+    sum(inspections_in_person) AS inspections_in_person,
+    sum(inspections_unclassified) AS inspections_unclassified,
+    sum(inspections_thanh_tra) AS inspections_thanh_tra,
+    sum(activities) AS activities,
+    sum(activities_online) AS activities_online,
+    sum(dossiers_submitted) AS dossiers_submitted,
+    sum(online_submissions) AS online_submissions,
+    sum(online_full_process) AS online_full_process,
+    sum(dossiers_reusing) AS dossiers_reusing,
+    sum(dossiers_v2) AS dossiers_v2,
+    sum(dossiers_digitized) AS dossiers_digitized,
+    sum(online_prefilled) AS online_prefilled,
+    sum(form_fields_total) AS form_fields_total,
+    sum(form_fields_prefilled) AS form_fields_prefilled,
+    sum(services_existing) AS services_existing,
+    sum(services_eligible) AS services_eligible,
+    sum(services_full_process) AS services_full_process,
+    sum(services_online) AS services_online,
+    sum(services_prefill_designed) AS services_prefill_designed,
+    sum(dossiers_completed) AS dossiers_completed,
+    sum(dossiers_completed_on_time) AS dossiers_completed_on_time,
+    sum(dossiers_open) AS dossiers_open,
+    sum(dossiers_overdue) AS dossiers_overdue,
+    sum(dossiers_resolved) AS dossiers_resolved,
+    sum(resolution_ms_total) AS resolution_ms_total,
+    sum(completions_v2) AS completions_v2,
+    sum(results_electronic) AS results_electronic,
+    sum(payments) AS payments,
+    sum(payments_online) AS payments_online
+FROM
+(
+    SELECT
+        agency_code AS agency_code,
+        e - @interval@(1) AS period_start,
+        '' AS service,
+        toUInt64(0) AS inspections_online,
+        toUInt64(0) AS inspections_hybrid,
+        toUInt64(0) AS inspections_in_person,
+        toUInt64(0) AS inspections_unclassified,
+        toUInt64(0) AS inspections_thanh_tra,
+        toUInt64(0) AS activities,
+        toUInt64(0) AS activities_online,
+        toUInt64(0) AS dossiers_submitted,
+        toUInt64(0) AS online_submissions,
+        toUInt64(0) AS online_full_process,
+        toUInt64(0) AS dossiers_reusing,
+        toUInt64(0) AS dossiers_v2,
+        toUInt64(0) AS dossiers_digitized,
+        toUInt64(0) AS online_prefilled,
+        toUInt64(0) AS form_fields_total,
+        toUInt64(0) AS form_fields_prefilled,
+        toUInt64(0) AS services_existing,
+        toUInt64(0) AS services_eligible,
+        toUInt64(0) AS services_full_process,
+        toUInt64(0) AS services_online,
+        toUInt64(0) AS services_prefill_designed,
+        toUInt64(0) AS dossiers_completed,
+        toUInt64(0) AS dossiers_completed_on_time,
+        toUInt64(1) AS dossiers_open,
+        toUInt64(due_ms + if(empty(ps_ms), toInt64(0), arraySum((ps, pe) -> if(ps < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, least(if(pe < 0, toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, pe), toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000) - ps, 0), ps_ms, pe_ms)) < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000) AS dossiers_overdue,
+        toUInt64(0) AS dossiers_resolved,
+        toInt64(0) AS resolution_ms_total,
+        toUInt64(0) AS completions_v2,
+        toUInt64(0) AS results_electronic,
+        toUInt64(0) AS payments,
+        toUInt64(0) AS payments_online
+    FROM
+    (
+        SELECT
+            agency_code, due_ms, ps_ms, pe_ms,
+            -- the ends E of the periods P (first <= P <= last) at which the dossier is open:
+            -- submitted before E, no end before E
+            arrayFilter(
+                e -> toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 > submitted_ms
+                     AND (end_ms < 0 OR toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 <= end_ms)
+                     AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period,
+                arrayMap(k -> submitted_period + @interval@(k),
+                         range(1, toUInt64(greatest(0, dateDiff('@grain@', submitted_period,
+                             if(end_ms < 0, last_period,
+                                least(@trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)))
+            ) AS open_ends
+        FROM
+        (
+            SELECT
+                toString(agency_code) AS agency_code,
+                ifNull(toUnixTimestamp64Milli(submitted_at), -1) AS submitted_ms,
+                ifNull(toUnixTimestamp64Milli(ended_at), -1) AS end_ms,
+                ifNull(toUnixTimestamp64Milli(due_at), -1) AS due_ms,
+                if(empty(pause_starts), [], arrayMap(x -> toUnixTimestamp64Milli(x), pause_starts)) AS ps_ms, if(empty(pause_ends), [], arrayMap(x -> ifNull(toUnixTimestamp64Milli(x), -1), pause_ends)) AS pe_ms,
+                @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
+                @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
+                @trunc@(toDate(assumeNotNull(submitted_at), 'Asia/Ho_Chi_Minh')) AS submitted_period
+            FROM dossier_lifecycle FINAL
+            -- service/2 dossiers still open at the end of their submission's period or later
+            WHERE submission_schema = 'service/2' AND due_at IS NOT NULL
+              AND (ended_at IS NULL OR end_ms >= toInt64(toUnixTimestamp(toDateTime(submitted_period + @interval@(1), 'Asia/Ho_Chi_Minh'))) * 1000)
+        )
+    )
+    ARRAY JOIN open_ends AS e
+)
+GROUP BY agency_code, period_start, service
+UNION ALL
+SELECT agency_code, period_start, service,
+    sum(inspections_online) AS inspections_online,
+    sum(inspections_hybrid) AS inspections_hybrid,
+    sum(inspections_in_person) AS inspections_in_person,
+    sum(inspections_unclassified) AS inspections_unclassified,
+    sum(inspections_thanh_tra) AS inspections_thanh_tra,
+    sum(activities) AS activities,
+    sum(activities_online) AS activities_online,
+    sum(dossiers_submitted) AS dossiers_submitted,
+    sum(online_submissions) AS online_submissions,
+    sum(online_full_process) AS online_full_process,
+    sum(dossiers_reusing) AS dossiers_reusing,
+    sum(dossiers_v2) AS dossiers_v2,
+    sum(dossiers_digitized) AS dossiers_digitized,
+    sum(online_prefilled) AS online_prefilled,
+    sum(form_fields_total) AS form_fields_total,
+    sum(form_fields_prefilled) AS form_fields_prefilled,
+    sum(services_existing) AS services_existing,
+    sum(services_eligible) AS services_eligible,
+    sum(services_full_process) AS services_full_process,
+    sum(services_online) AS services_online,
+    sum(services_prefill_designed) AS services_prefill_designed,
+    sum(dossiers_completed) AS dossiers_completed,
+    sum(dossiers_completed_on_time) AS dossiers_completed_on_time,
+    sum(dossiers_open) AS dossiers_open,
+    sum(dossiers_overdue) AS dossiers_overdue,
+    sum(dossiers_resolved) AS dossiers_resolved,
+    sum(resolution_ms_total) AS resolution_ms_total,
+    sum(completions_v2) AS completions_v2,
+    sum(results_electronic) AS results_electronic,
+    sum(payments) AS payments,
+    sum(payments_online) AS payments_online
+FROM
+(
+    SELECT
+        toString(agency_code) AS agency_code,
+        @trunc@(toDate(concluded_at, 'Asia/Ho_Chi_Minh')) AS period_start,
+        '' AS service,
+        toUInt64(kind != 'thanh_tra' AND classification = 'online') AS inspections_online,
+        toUInt64(kind != 'thanh_tra' AND classification = 'hybrid') AS inspections_hybrid,
+        toUInt64(kind != 'thanh_tra' AND classification = 'in_person') AS inspections_in_person,
+        toUInt64(kind != 'thanh_tra' AND classification = 'unclassified') AS inspections_unclassified,
+        toUInt64(kind = 'thanh_tra') AS inspections_thanh_tra,
+        toUInt64(0) AS activities,
+        toUInt64(0) AS activities_online,
+        toUInt64(0) AS dossiers_submitted,
+        toUInt64(0) AS online_submissions,
+        toUInt64(0) AS online_full_process,
+        toUInt64(0) AS dossiers_reusing,
+        toUInt64(0) AS dossiers_v2,
+        toUInt64(0) AS dossiers_digitized,
+        toUInt64(0) AS online_prefilled,
+        toUInt64(0) AS form_fields_total,
+        toUInt64(0) AS form_fields_prefilled,
+        toUInt64(0) AS services_existing,
+        toUInt64(0) AS services_eligible,
+        toUInt64(0) AS services_full_process,
+        toUInt64(0) AS services_online,
+        toUInt64(0) AS services_prefill_designed,
+        toUInt64(0) AS dossiers_completed,
+        toUInt64(0) AS dossiers_completed_on_time,
+        toUInt64(0) AS dossiers_open,
+        toUInt64(0) AS dossiers_overdue,
+        toUInt64(0) AS dossiers_resolved,
+        toInt64(0) AS resolution_ms_total,
+        toUInt64(0) AS completions_v2,
+        toUInt64(0) AS results_electronic,
+        toUInt64(0) AS payments,
+        toUInt64(0) AS payments_online
+    FROM inspection_classifications FINAL
+    WHERE cancelled = 0 AND concluded_at IS NOT NULL
+)
+GROUP BY agency_code, period_start, service
+UNION ALL
+SELECT agency_code, period_start, service,
+    sum(inspections_online) AS inspections_online,
+    sum(inspections_hybrid) AS inspections_hybrid,
+    sum(inspections_in_person) AS inspections_in_person,
+    sum(inspections_unclassified) AS inspections_unclassified,
+    sum(inspections_thanh_tra) AS inspections_thanh_tra,
+    sum(activities) AS activities,
+    sum(activities_online) AS activities_online,
+    sum(dossiers_submitted) AS dossiers_submitted,
+    sum(online_submissions) AS online_submissions,
+    sum(online_full_process) AS online_full_process,
+    sum(dossiers_reusing) AS dossiers_reusing,
+    sum(dossiers_v2) AS dossiers_v2,
+    sum(dossiers_digitized) AS dossiers_digitized,
+    sum(online_prefilled) AS online_prefilled,
+    sum(form_fields_total) AS form_fields_total,
+    sum(form_fields_prefilled) AS form_fields_prefilled,
+    sum(services_existing) AS services_existing,
+    sum(services_eligible) AS services_eligible,
+    sum(services_full_process) AS services_full_process,
+    sum(services_online) AS services_online,
+    sum(services_prefill_designed) AS services_prefill_designed,
+    sum(dossiers_completed) AS dossiers_completed,
+    sum(dossiers_completed_on_time) AS dossiers_completed_on_time,
+    sum(dossiers_open) AS dossiers_open,
+    sum(dossiers_overdue) AS dossiers_overdue,
+    sum(dossiers_resolved) AS dossiers_resolved,
+    sum(resolution_ms_total) AS resolution_ms_total,
+    sum(completions_v2) AS completions_v2,
+    sum(results_electronic) AS results_electronic,
+    sum(payments) AS payments,
+    sum(payments_online) AS payments_online
+FROM
+(
+    SELECT
+        toString(a.agency_code) AS agency_code,
+        @trunc@(toDate(a.occurred_at, 'Asia/Ho_Chi_Minh')) AS period_start,
+        '' AS service,
+        toUInt64(0) AS inspections_online,
+        toUInt64(0) AS inspections_hybrid,
+        toUInt64(0) AS inspections_in_person,
+        toUInt64(0) AS inspections_unclassified,
+        toUInt64(0) AS inspections_thanh_tra,
+        toUInt64(1) AS activities,
+        toUInt64(a.activity_online = 1) AS activities_online,
+        toUInt64(0) AS dossiers_submitted,
+        toUInt64(0) AS online_submissions,
+        toUInt64(0) AS online_full_process,
+        toUInt64(0) AS dossiers_reusing,
+        toUInt64(0) AS dossiers_v2,
+        toUInt64(0) AS dossiers_digitized,
+        toUInt64(0) AS online_prefilled,
+        toUInt64(0) AS form_fields_total,
+        toUInt64(0) AS form_fields_prefilled,
+        toUInt64(0) AS services_existing,
+        toUInt64(0) AS services_eligible,
+        toUInt64(0) AS services_full_process,
+        toUInt64(0) AS services_online,
+        toUInt64(0) AS services_prefill_designed,
+        toUInt64(0) AS dossiers_completed,
+        toUInt64(0) AS dossiers_completed_on_time,
+        toUInt64(0) AS dossiers_open,
+        toUInt64(0) AS dossiers_overdue,
+        toUInt64(0) AS dossiers_resolved,
+        toInt64(0) AS resolution_ms_total,
+        toUInt64(0) AS completions_v2,
+        toUInt64(0) AS results_electronic,
+        toUInt64(0) AS payments,
+        toUInt64(0) AS payments_online
+    FROM inspection_events AS a FINAL
+    INNER JOIN
+    (
+        SELECT agency_code, inspection_id
+        FROM inspection_classifications FINAL
+        WHERE cancelled = 0 AND kind != 'thanh_tra'
+    ) AS c ON a.agency_code = c.agency_code AND a.inspection_id = c.inspection_id
+    WHERE a.event_type = 'activity'
+)
+GROUP BY agency_code, period_start, service
+UNION ALL
+SELECT agency_code, period_start, service,
+    sum(inspections_online) AS inspections_online,
+    sum(inspections_hybrid) AS inspections_hybrid,
+    sum(inspections_in_person) AS inspections_in_person,
+    sum(inspections_unclassified) AS inspections_unclassified,
+    sum(inspections_thanh_tra) AS inspections_thanh_tra,
+    sum(activities) AS activities,
+    sum(activities_online) AS activities_online,
+    sum(dossiers_submitted) AS dossiers_submitted,
+    sum(online_submissions) AS online_submissions,
+    sum(online_full_process) AS online_full_process,
+    sum(dossiers_reusing) AS dossiers_reusing,
+    sum(dossiers_v2) AS dossiers_v2,
+    sum(dossiers_digitized) AS dossiers_digitized,
+    sum(online_prefilled) AS online_prefilled,
+    sum(form_fields_total) AS form_fields_total,
+    sum(form_fields_prefilled) AS form_fields_prefilled,
+    sum(services_existing) AS services_existing,
+    sum(services_eligible) AS services_eligible,
+    sum(services_full_process) AS services_full_process,
+    sum(services_online) AS services_online,
+    sum(services_prefill_designed) AS services_prefill_designed,
+    sum(dossiers_completed) AS dossiers_completed,
+    sum(dossiers_completed_on_time) AS dossiers_completed_on_time,
+    sum(dossiers_open) AS dossiers_open,
+    sum(dossiers_overdue) AS dossiers_overdue,
+    sum(dossiers_resolved) AS dossiers_resolved,
+    sum(resolution_ms_total) AS resolution_ms_total,
+    sum(completions_v2) AS completions_v2,
+    sum(results_electronic) AS results_electronic,
+    sum(payments) AS payments,
+    sum(payments_online) AS payments_online
+FROM
+(
+    SELECT
+        agency_code AS agency_code,
+        e - @interval@(1) AS period_start,
+        '' AS service,
+        toUInt64(0) AS inspections_online,
+        toUInt64(0) AS inspections_hybrid,
+        toUInt64(0) AS inspections_in_person,
+        toUInt64(0) AS inspections_unclassified,
+        toUInt64(0) AS inspections_thanh_tra,
+        toUInt64(0) AS activities,
+        toUInt64(0) AS activities_online,
+        toUInt64(0) AS dossiers_submitted,
+        toUInt64(0) AS online_submissions,
+        toUInt64(0) AS online_full_process,
+        toUInt64(0) AS dossiers_reusing,
+        toUInt64(0) AS dossiers_v2,
+        toUInt64(0) AS dossiers_digitized,
+        toUInt64(0) AS online_prefilled,
+        toUInt64(0) AS form_fields_total,
+        toUInt64(0) AS form_fields_prefilled,
+        toUInt64(1) AS services_existing,
+        toUInt64(eligible) AS services_eligible,
+        toUInt64(eligible AND level = 'full_process') AS services_full_process,
+        toUInt64(level IN ('full_process', 'partial')) AS services_online,
+        toUInt64(level IN ('full_process', 'partial') AND prefill_designed = 1) AS services_prefill_designed,
+        toUInt64(0) AS dossiers_completed,
+        toUInt64(0) AS dossiers_completed_on_time,
+        toUInt64(0) AS dossiers_open,
+        toUInt64(0) AS dossiers_overdue,
+        toUInt64(0) AS dossiers_resolved,
+        toInt64(0) AS resolution_ms_total,
+        toUInt64(0) AS completions_v2,
+        toUInt64(0) AS results_electronic,
+        toUInt64(0) AS payments,
+        toUInt64(0) AS payments_online
+    FROM
+    (
+        SELECT
+            agency_code, level, prefill_designed,
+            procedure_code IN (SELECT code FROM procedures WHERE full_process_eligible = 1)
+                AS eligible,
+            toUnixTimestamp64Milli(valid_from) AS from_ms,
+            ifNull(toUnixTimestamp64Milli(valid_to), toInt64(-1)) AS to_ms,
+            @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
+            @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
+            @trunc@(toDate(toDateTime(intDiv(from_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS from_period,
+            -- the ends E of the periods P (first <= P <= last) at which this state holds:
+            -- valid_from <= E < valid_to
+            arrayFilter(
+                e -> toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 >= from_ms
+                     AND (to_ms < 0 OR toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 < to_ms)
+                     AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period,
+                arrayMap(k -> from_period + @interval@(k),
+                         range(0, toUInt64(greatest(0, dateDiff('@grain@', from_period,
+                             if(to_ms < 0, last_period,
+                                least(@trunc@(toDate(toDateTime(intDiv(to_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)))
+            ) AS ends
+        FROM service_offering_history
+        WHERE level != 'not_offered'
+    )
+    ARRAY JOIN ends AS e
+)
+GROUP BY agency_code, period_start, service;
 
 -- The KPIs of each agency and @grain@, and of the province (agency_code NULL).
 CREATE OR REPLACE VIEW kpi_@grain@ AS
@@ -436,8 +805,8 @@ FROM
         sum(f.results_electronic) AS results_electronic,
         sum(f.payments) AS payments,
         sum(f.payments_online) AS payments_online,
-        uniqExactIf(f.service, f.online_submissions = 1) AS services_with_online_dossiers,
-        uniqExactIf(f.service, f.online_prefilled = 1) AS services_with_prefilled_dossiers
+        uniqExactIf(f.service, f.online_submissions > 0) AS services_with_online_dossiers,
+        uniqExactIf(f.service, f.online_prefilled > 0) AS services_with_prefilled_dossiers
     FROM kpi_facts_@grain@ AS f
     GROUP BY GROUPING SETS ((agency_code, period_start), (period_start))
     HAVING inspections_online > 0 OR inspections_hybrid > 0 OR inspections_in_person > 0 OR inspections_unclassified > 0 OR inspections_thanh_tra > 0 OR activities > 0 OR activities_online > 0 OR dossiers_submitted > 0 OR online_submissions > 0 OR online_full_process > 0 OR dossiers_reusing > 0 OR dossiers_v2 > 0 OR dossiers_digitized > 0 OR online_prefilled > 0 OR form_fields_total > 0 OR form_fields_prefilled > 0 OR services_existing > 0 OR services_eligible > 0 OR services_full_process > 0 OR services_online > 0 OR services_prefill_designed > 0 OR dossiers_completed > 0 OR dossiers_completed_on_time > 0 OR dossiers_open > 0 OR dossiers_overdue > 0 OR dossiers_resolved > 0 OR completions_v2 > 0 OR results_electronic > 0 OR payments > 0 OR payments_online > 0
