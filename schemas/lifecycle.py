@@ -149,3 +149,36 @@ def paused_before(pauses: list[tuple[int, int | None]], t: int) -> int:
         if start < t:
             total += min(t if end is None else end, t) - start
     return total
+
+
+def stored_facts(
+    event_type: str, ms: int, procedure_code: str, schema: str, channel: str | None,
+    service_level: str | None, fields_total: int | None, fields_prefilled: int | None,
+    due_ms: int | None, digitized: int | None, reused_components: int | None,
+    on_time: int | None, result_electronic: int | None, payment_channel: str | None,
+) -> ServiceFacts:  # fmt: skip
+    """``service_facts`` of an event read back from its ``service_events`` row (its columns of
+    the same names; instants in milliseconds, flags as 0/1 or NULL), equal to what
+    ``service_facts`` gave for the event itself: the row keeps every field those facts read
+    (``fields_*`` NULL when the event had no form; the v2 columns NULL on ``service/1``)."""
+    submission = ending = payment = None
+    v2 = schema == "service/2"
+    if event_type == "submitted":
+        form = channel == "online" and fields_total is not None
+        submission = Submission(
+            procedure_code, schema, channel or "",
+            (service_level or "") if form else "",
+            (fields_total or 0) if form else 0,
+            (fields_prefilled or 0) if form else 0,
+            due_ms if v2 else None,
+            (None if digitized is None else bool(digitized)) if v2 else None,
+            (reused_components or 0) if v2 else 0,
+        )  # fmt: skip
+    elif event_type in END_EVENT_TYPES:
+        ending = Ending(
+            event_type, schema, None if on_time is None else bool(on_time),
+            (None if result_electronic is None else bool(result_electronic)) if v2 else None,
+        )  # fmt: skip
+    elif event_type == "paid" and v2:
+        payment = payment_channel
+    return ServiceFacts(event_type, ms, submission, ending, payment)

@@ -37,6 +37,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "event_id", "occurred_at", "agency_code", "procedure_code", "level", "prefill_designed",
         "schema", "payload", "_topic", "_partition", "_offset", "_ingested_at",
     ),
+    "dossier_lifecycle": (
+        "agency_code", "dossier_id", "procedure_code", "submitted_at", "submission_schema",
+        "channel", "service_level", "fields_total", "fields_prefilled", "due_at", "digitized",
+        "reused_components", "ended_at", "end_type", "end_schema", "on_time",
+        "result_electronic", "paid_at", "payment_channel", "pause_starts", "pause_ends",
+        "version", "updated_at",
+    ),
     "dead_letters": (
         "reason", "detail", "errors", "agency_code", "event_id", "payload", "_topic",
         "_partition", "_offset", "_refused_at",

@@ -22,6 +22,7 @@ TABLE_ORDER = (
     "duplicates",
     "inspection_events",
     "service_events",
+    "dossier_lifecycle",
     "service_submissions",
     "offering_events",
     "inspection_classifications",

@@ -26,6 +26,7 @@ from enum import Enum
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
 from schemas.kpi import InspectionClass, classify_inspection
+from schemas.lifecycle import Lifecycle, ServiceFacts, service_facts
 from schemas.offering import OfferingEventV1
 from schemas.service import ServiceEvent
 
@@ -146,31 +147,66 @@ def apply_inspection(
     return new, outcome
 
 
+_SUPPLEMENTS = frozenset({"supplement_requested", "supplement_received"})
+
+
 @dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per event
 class DossierState:
-    """A dossier's state, and a service's (``OfferingState``): the events applied, for dedup."""
+    """A dossier's state: the events applied (for dedup) and its lifecycle
+    (``schemas.lifecycle``), written to ``dossier_lifecycle``. Replaced, never changed in
+    place: ``apply_service`` returns a new state with a new lifecycle."""
+
+    seen: dict[EventKey, Position] = field(default_factory=dict)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+
+    @property
+    def version(self) -> int:
+        return len(self.seen)
+
+
+def apply_service(
+    state: DossierState, event: ServiceEvent | EventKey, position: Position,
+    facts: ServiceFacts | None = None,
+) -> tuple[DossierState, Outcome]:  # fmt: skip
+    """The dossier's state after ``event``; unchanged for a redelivery or a duplicate.
+    ``event`` may be given as its ``event_id.int`` with its ``facts`` (``service_facts``, what
+    the decoding process sends); an event model's facts are read from it."""
+    eid = event if isinstance(event, int) else event.event_id.int
+    seen = state.seen
+    first = seen.get(eid)
+    if first is not None:
+        same = tuple(first) == tuple(position)
+        return state, Outcome.REDELIVERED if same else Outcome.DUPLICATE
+    if facts is None:
+        assert not isinstance(event, int), "an event key needs its facts"
+        facts = service_facts(event, ticks_ms(event.occurred_at))
+    lifecycle = state.lifecycle.copy()
+    lifecycle.apply(facts, eid)
+    if facts.event_type in _SUPPLEMENTS:
+        # Kept sorted (by time, then event key): the same events in any order give equal
+        # states, as a state rebuilt from the warehouse in Kafka order must equal the live one.
+        lifecycle.supplements.sort()
+    return DossierState({**seen, eid: position}, lifecycle), Outcome.NEW
+
+
+@dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per event
+class OfferingState:
+    """A service's (agency x procedure) state: the events applied, for dedup only; kept in a
+    map of its own (one key string may name a dossier and a service)."""
 
     seen: dict[EventKey, Position] = field(default_factory=dict)
 
 
-OfferingState = DossierState
-"""A service's (agency x procedure) state: dedup only, as a dossier's; kept in a map of its own."""
-
-
-def apply_service(
-    state: DossierState, event: ServiceEvent | OfferingEventV1 | EventKey, position: Position
-) -> tuple[DossierState, Outcome]:
-    """Dedup only: every accepted service or offering event becomes rows of its own. ``event``
-    may be given as its ``event_id.int``."""
+def apply_offering(
+    state: OfferingState, event: OfferingEventV1 | EventKey, position: Position
+) -> tuple[OfferingState, Outcome]:
+    """Dedup only: every accepted offering event becomes a row of its own. ``event`` may be
+    given as its ``event_id.int``."""
     eid = event if isinstance(event, int) else event.event_id.int
     outcome = _outcome(state.seen, eid, position)
     if outcome is not Outcome.NEW:
         return state, outcome
-    return DossierState(seen={**state.seen, eid: position}), outcome
-
-
-apply_offering = apply_service
-"""An offering event against its service's state: the same dedup as a dossier's events."""
+    return OfferingState(seen={**state.seen, eid: position}), outcome
 
 
 def prefill_class(event: ServiceEvent) -> str:

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 from schemas.decoding import MAX_FUTURE_SKEW, decode, decode_timed
 from schemas.errors import InvalidEvent
 from schemas.inspection import InspectionEventV1
+from schemas.lifecycle import ServiceFacts, service_facts
 from schemas.offering import OfferingEventV1
 from schemas.service import ServiceEvent
 from streams.warehouse.tables import Row
@@ -37,9 +38,11 @@ from streams.worker.classify import (
     ActivityFacts,
     DossierState,
     InspectionState,
+    OfferingState,
     Outcome,
     activity_facts,
     apply_inspection,
+    apply_offering,
     apply_service,
     ticks_ms,
 )
@@ -65,29 +68,55 @@ _ACCEPTED, _REDELIVERED, _DUPLICATE = (
 @dataclass
 class RowBuffer:
     """Rows waiting for the warehouse, per table, in arrival order; and the latest state of each
-    inspection changed since the last write. Only that state is written: the table keeps the
-    highest ``version`` of an inspection (ReplacingMergeTree(version)), and the states between
-    two writes would be replaced anyway."""
+    inspection (``states``) and of each dossier (``dossiers``) changed since the last write,
+    with the ``now`` it changed at (its ``updated_at``). Only that state is written: the tables
+    keep the highest ``version`` of an entity (ReplacingMergeTree(version)), and the states
+    between two writes would be replaced anyway."""
 
     tables: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     states: dict[str, tuple[str, str, InspectionState, datetime]] = field(default_factory=dict)
+    dossiers: dict[str, tuple[str, str, DossierState, datetime]] = field(default_factory=dict)
 
     def add(self, table: str, row: Row) -> None:
         self.tables[table].append(row)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self.tables.values()) + len(self.states)
+        return (
+            sum(len(v) for v in self.tables.values()) + len(self.states) + len(self.dossiers)
+        )  # fmt: skip
 
     def take(self) -> dict[str, list[Any]]:
-        """The rows to write (classifications as RowBinary), and an empty buffer."""
+        """The rows to write (classifications and lifecycles as RowBinary), and an empty
+        buffer."""
         out = dict(self.tables)
+        ms = _Ticks()
         if self.states:
             out["inspection_classifications"] = [
-                rowbinary.classification(agency, iid, st, ticks_ms(now))
+                rowbinary.classification(agency, iid, st, ms(now))
                 for agency, iid, st, now in self.states.values()
             ]
-        self.tables, self.states = defaultdict(list), {}
+        if self.dossiers:
+            out["dossier_lifecycle"] = [
+                rowbinary.lifecycle(agency, did, st.lifecycle, st.version, ms(now))
+                for agency, did, st, now in self.dossiers.values()
+            ]
+        self.tables, self.states, self.dossiers = defaultdict(list), {}, {}
         return out
+
+
+class _Ticks:
+    """``ticks_ms`` of the few distinct ``now`` of a buffer (one a fetched batch)."""
+
+    __slots__ = ("moment", "ms")
+
+    def __init__(self) -> None:
+        self.moment: datetime | None = None
+        self.ms = 0
+
+    def __call__(self, moment: datetime) -> int:
+        if moment is not self.moment:
+            self.moment, self.ms = moment, ticks_ms(moment)
+        return self.ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +127,7 @@ class Processed:
 
 
 Event = InspectionEventV1 | ServiceEvent | OfferingEventV1
-_NO_INSPECTION, _NO_DOSSIER = InspectionState(), DossierState()
+_NO_INSPECTION, _NO_DOSSIER, _NO_OFFERING = InspectionState(), DossierState(), OfferingState()
 # The ``kind`` of a Decoded (INSPECTION, SERVICE, OFFERING), a Refusal or a Forward.
 INSPECTION, SERVICE, OFFERING, REFUSAL, FORWARD = 0, 1, 2, 3, 4
 
@@ -113,7 +142,9 @@ class Decoded(NamedTuple):
     event_key: int  # event_id.int
     agency_code: str
     entity_id: str  # inspection_id, dossier_id or procedure_code
-    facts: ActivityFacts | None  # the InspectionFacts after the event key; inspections only
+    # An inspection's ``InspectionFacts`` after the event key; a service event's
+    # ``ServiceFacts`` (what its dossier's lifecycle reads); None for an offering.
+    facts: ActivityFacts | ServiceFacts | None
     # The event's own RowBinary rows, written unless it is a duplicate: an inspection's
     # ``inspection_events`` row; a service event's ``service_events`` row, then its
     # ``service_submissions`` row if it is a submission; an offering's ``offering_events`` row.
@@ -174,7 +205,10 @@ def summarize(
     own: tuple[bytes, ...] = (rowbinary.service_event(event, raw, at, now_ms, occurred_ms),)
     if event.event_type == "submitted":
         own = (own[0], rowbinary.submission(event, now_ms, occurred_ms))
-    return Decoded(SERVICE, f"{agency}:{entity}", event.event_id.int, agency, entity, None, own)
+    return Decoded(
+        SERVICE, f"{agency}:{entity}", event.event_id.int, agency, entity,
+        service_facts(event, occurred_ms), own,
+    )  # fmt: skip
 
 
 def refusal_of(invalid: InvalidEvent, at: rows.Origin, now: datetime) -> Refusal:
@@ -292,7 +326,7 @@ def apply_decoded(
         out.states[key] = (agency, entity_id, state, now)  # ``updated_at``: ``now``
     elif kind == SERVICE:
         dossier = dossier_states.get(key) or _NO_DOSSIER
-        new_dossier, outcome = apply_service(dossier, event_key, position)
+        new_dossier, outcome = apply_service(dossier, event_key, position, facts)  # type: ignore[arg-type]
         if outcome is Outcome.DUPLICATE:
             at = rows.Origin(topic, partition, offset)
             return _duplicate(d, dossier.seen[event_key], at, now, out)
@@ -301,9 +335,12 @@ def apply_decoded(
         tables["service_events"].append(own[0])
         if len(own) > 1:
             tables["service_submissions"].append(own[1])
-    else:  # OFFERING: dedup as a dossier's, in the services' own map
-        service = offering_states.get(key) or _NO_DOSSIER
-        new_service, outcome = apply_service(service, event_key, position)
+        # Its lifecycle row, written again on a redelivery too: the event's own rows and the
+        # lifecycle's are separate inserts, and a crash between them heals on the re-read.
+        out.dossiers[key] = (agency, entity_id, new_dossier, now)
+    else:  # OFFERING: dedup only, in the services' own map
+        service = offering_states.get(key) or _NO_OFFERING
+        new_service, outcome = apply_offering(service, event_key, position)
         if outcome is Outcome.DUPLICATE:
             at = rows.Origin(topic, partition, offset)
             return _duplicate(d, service.seen[event_key], at, now, out)

@@ -3,7 +3,8 @@
 An event's own rows (``inspection_events``, ``service_events``, ``service_submissions``,
 ``offering_events``) depend
 on the event alone, so the decoding process (``streams.worker.decoder``) encodes them (the worker
-encodes ``inspection_classifications``, one row per inspection and write); the worker only
+encodes ``inspection_classifications`` and ``dossier_lifecycle``, one row per changed
+inspection or dossier and write); the worker only
 joins the rows it keeps (not a duplicate's) and inserts them with ``FORMAT RowBinary``, which
 ClickHouse reads in C++. ``occurred_ms`` is ``classify.ticks_ms(ev.occurred_at)``, computed once
 per event by the caller. The column lists are ``streams.warehouse.tables.COLUMNS``; ``rows``
@@ -12,7 +13,7 @@ keeps the same rows as Python lists, and a test checks both give identical table
 RowBinary, for the types used here: ``String`` (and ``LowCardinality(String)``) is a LEB128
 length then the UTF-8 bytes; ``Nullable(T)`` is a byte (1: NULL) then T when not NULL; ``UUID``
 is its high then its low 64 bits, each little-endian; ``DateTime64(3)`` an Int64 of milliseconds;
-``UInt8/32/64`` little-endian; ``Array(String)`` a LEB128 count then the strings.
+``UInt8/32/64`` little-endian; ``Array(T)`` a LEB128 count then the elements.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import struct
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
+from schemas.lifecycle import Lifecycle
 from schemas.offering import OfferingEventV1
 from schemas.service import ServiceEvent, ServiceEventV2
 from streams.worker.classify import InspectionState, prefill_class, ticks_ms
@@ -201,5 +203,54 @@ def classification(agency: str, inspection_id: str, st: InspectionState, now_ms:
             _U32(st.activities), _nt64(st.opened_at), _nt64(st.concluded_at),
             b"\x01" if st.cancelled else b"\x00", _nstr(st.sector), _U64(st.version),
             _I64(now_ms), _LC[st.kind],
+        )
+    )  # fmt: skip
+
+
+_NO_SUBMISSION = b"\x00\x01\x00\x00\x00" + b"\x00" * 8 + b"\x01\x01" + b"\x00" * 4
+"""procedure_code .. reused_components of a dossier without a submission: procedure_code '',
+submitted_at NULL, schema, channel and service_level '', fields 0, due_at and digitized NULL,
+reused_components 0."""
+
+
+def lifecycle(agency: str, dossier_id: str, lc: Lifecycle, version: int, now_ms: int) -> bytes:
+    """``dossier_lifecycle``: a dossier's lifecycle (``rows.lifecycle_row``)."""
+    sub = lc.submission
+    if sub is None:
+        submitted = _NO_SUBMISSION
+    else:
+        submitted = b"".join(
+            (
+                _LC[sub.procedure_code], b"\x00" + _I64(lc.submitted[0]),  # type: ignore[index]
+                _LC[sub.schema], _LC[sub.channel], _LC[sub.service_level],
+                _II(sub.fields_total, sub.fields_prefilled), _nt64(sub.due_ms),
+                _FLAG[sub.digitized], _U32(sub.reused_components),
+            )
+        )  # fmt: skip
+    end = lc.ending
+    if end is None:
+        ended = b"\x01\x00\x00\x01\x01"  # ended_at NULL, end_type and end_schema '', NULLs
+    else:
+        ended = b"".join(
+            (
+                b"\x00" + _I64(lc.ended[0]), _LC[end.event_type], _LC[end.schema],  # type: ignore[index]
+                _FLAG[end.on_time], _FLAG[end.result_electronic],
+            )
+        )  # fmt: skip
+    paid = b"\x01\x00" if lc.paid is None else (
+        b"\x00" + _I64(lc.paid[0]) + _LC[lc.payment_channel or ""]
+    )  # fmt: skip
+    if lc.supplements:
+        spans = lc.pauses()
+        n = _varint(len(spans))
+        pauses = b"".join(
+            (n, *(_I64(s) for s, _ in spans), n, *(_nt64(e) for _, e in spans))
+        )  # fmt: skip
+    else:
+        pauses = b"\x00\x00"
+    return b"".join(
+        (
+            _LC[agency], _str(dossier_id), submitted, ended, paid, pauses, _U64(version),
+            _I64(now_ms),
         )
     )  # fmt: skip

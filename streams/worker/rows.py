@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from schemas.errors import InvalidEvent
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
+from schemas.lifecycle import Lifecycle
 from schemas.offering import OfferingEventV1
 from schemas.service import ServiceEvent, ServiceEventV2
 from streams.warehouse.tables import Row
@@ -52,6 +53,26 @@ def classification_row(agency: str, inspection_id: str, st: InspectionState, now
         agency, inspection_id, st.classification, int(st.has_online), int(st.has_in_person),
         st.activities, st.opened_at, st.concluded_at, int(st.cancelled), st.sector, st.version,
         now, st.kind,
+    ]  # fmt: skip
+
+
+def lifecycle_row(agency: str, dossier_id: str, lc: Lifecycle, version: int, now: datetime) -> Row:
+    """``dossier_lifecycle``: '' and 0 for the facts of an event the dossier has not had, NULL
+    for its instants and flags; ``version``: the number of distinct events applied."""
+    sub, end = lc.submission, lc.ending
+    spans = lc.pauses()
+    return [
+        agency, dossier_id, sub.procedure_code if sub else "",
+        lc.submitted[0] if lc.submitted else None, sub.schema if sub else "",
+        sub.channel if sub else "", sub.service_level if sub else "",
+        sub.fields_total if sub else 0, sub.fields_prefilled if sub else 0,
+        sub.due_ms if sub else None, _flag(sub.digitized) if sub else None,
+        sub.reused_components if sub else 0,
+        lc.ended[0] if lc.ended else None, end.event_type if end else "",
+        end.schema if end else "", _flag(end.on_time) if end else None,
+        _flag(end.result_electronic) if end else None,
+        lc.paid[0] if lc.paid else None, lc.payment_channel or "",
+        [s for s, _ in spans], [e for _, e in spans], version, now,
     ]  # fmt: skip
 
 

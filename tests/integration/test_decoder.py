@@ -17,6 +17,7 @@ from typing import Any
 
 from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
+from schemas.lifecycle import ServiceFacts
 from streams.worker.decoder import Decoder
 from streams.worker.processor import INSPECTION, REFUSAL, SERVICE
 
@@ -78,7 +79,9 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
             assert own[0][:16] == (event_key >> 64).to_bytes(8, "little") + (
                 event_key & (2**64 - 1)
             ).to_bytes(8, "little")
-            assert (facts is not None) == (kind == INSPECTION) and len(own) <= 2
+            # Facts: an inspection's activity facts, a service event's lifecycle facts.
+            assert (facts is not None) == (kind in (INSPECTION, SERVICE)) and len(own) <= 2
+            assert not isinstance(facts, ServiceFacts) or kind == SERVICE
 
 
 def test_cut_and_balance() -> None:

@@ -21,7 +21,13 @@ from schemas.offering import OfferingEventV1
 from streams.warehouse import tables
 from streams.warehouse.writer import write_tables
 from streams.worker import rowbinary, rows
-from streams.worker.classify import InspectionState, apply_inspection, ticks_ms
+from streams.worker.classify import (
+    DossierState,
+    InspectionState,
+    apply_inspection,
+    apply_service,
+    ticks_ms,
+)
 from streams.worker.processor import Result, RowBuffer, process
 from streams.worker.restore import load_offering_states, load_states
 from streams.worker.rows import Origin
@@ -213,6 +219,11 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
     raws += [_raw(_v2(event_type="completed", result_electronic=b, **bare)) for b in (True, False)]
     raws += [_raw(_v2(channel="counter", form=None, service_level=None, digitized=False))]
     raws += [_raw(_v2(event_type="paid", payment_channel="online", **bare))]
+    raws += [_raw(_v2(event_type=t, dossier_id="D-1", occurred_at=at, **bare)) for t, at in [
+        ("supplement_requested", "2024-06-11T09:00:00+07:00"),
+        ("supplement_received", "2024-06-12T09:00:00+07:00"),
+        ("supplement_requested", "2024-06-13T09:00:00+07:00"),
+    ]]  # fmt: skip
     raws += [_raw(_offering(procedure_code=f"Q-{i}", prefill_designed=i % 2 == 0))
              for i in range(4)]  # fmt: skip
     raws += [_raw(make_inspection_event(inspection_id=f"I-{i}", kind=k))
@@ -222,6 +233,7 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
     as_lists: dict[str, list[Any]] = {t: [] for t in tables.COLUMNS}
     as_binary: dict[str, list[bytes]] = {t: [] for t in tables.COLUMNS}
     states: dict[str, InspectionState] = {}
+    dossiers: dict[str, DossierState] = {}
     accepted = 0
     for offset, raw in enumerate(raws):
         try:
@@ -248,6 +260,14 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
             if ev.event_type == "submitted":
                 as_lists["service_submissions"].append(rows.submission_row(ev, now_ms))
                 as_binary["service_submissions"].append(rowbinary.submission(ev, now_ms, occ))
+            dossiers[ev.key], _ = apply_service(
+                dossiers.get(ev.key, DossierState()), ev, (0, offset)
+            )
+    for key, dossier in dossiers.items():
+        agency, did = key.split(":", 1)
+        lc, version = dossier.lifecycle, dossier.version
+        as_lists["dossier_lifecycle"].append(rows.lifecycle_row(agency, did, lc, version, NOW))
+        as_binary["dossier_lifecycle"].append(rowbinary.lifecycle(agency, did, lc, version, now_ms))
     for key, st in states.items():
         agency, iid = key.split(":", 1)
         as_lists["inspection_classifications"].append(rows.classification_row(agency, iid, st, NOW))
@@ -264,8 +284,21 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
             f"{table}_b", list(tables.COLUMNS[table]), b"".join(as_binary[table]), fmt="RowBinary"
         )
         cols = ", ".join(tables.COLUMNS[table])
-        order = "ORDER BY " + ("inspection_id" if "classif" in table else "event_id")
+        order = "ORDER BY " + (
+            "inspection_id" if "classif" in table else "dossier_id" if "lifecycle" in table
+            else "event_id"
+        )  # fmt: skip
         listed = warehouse.query(f"SELECT {cols} FROM {table} {order}").result_rows
         binary = warehouse.query(f"SELECT {cols} FROM {table}_b {order}").result_rows
         assert listed == binary, table
         assert len(listed) >= 3, table
+    # The lifecycles written cover pauses answered and not, ends, payments, no submission.
+    lifecycles = warehouse.query(
+        "SELECT submitted_at IS NULL, pause_ends, end_type, payment_channel "
+        "FROM dossier_lifecycle_b"
+    ).result_rows
+    assert any(ends and ends[-1] is None for _, ends, _, _ in lifecycles)
+    assert any(ends and ends[0] is not None for _, ends, _, _ in lifecycles)
+    assert {e for _, _, e, _ in lifecycles} >= {"", "completed"}
+    assert {p for _, _, _, p in lifecycles} >= {"", "online"}
+    assert {n for n, _, _, _ in lifecycles} == {0, 1}
