@@ -7,7 +7,10 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parwatch.errors import UsageError
@@ -15,6 +18,7 @@ from parwatch.settings import Settings
 
 if TYPE_CHECKING:
     from parwatch.bench import BenchOptions, BenchResult
+    from parwatch.bench_analyst import AnalystFigures
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "after 4N messages (3N more are published); (5) latency from publish to queryable "
             "(the row's _inserted_at) at a steady offered load; (6) the publisher SDK's send "
             "rate beside bare kafka-python's (five pairs of runs, alternating which goes "
-            "first; medians). Uses the embedded broker (Tansu) and an embedded "
+            "first; medians); (7) the analyst's figures: `parwatch kpi --period month --json` and "
+            "`parwatch report` timed over a warehouse of --analyst-events synthetic events. "
+            "Uses the embedded broker (Tansu) and an embedded "
             "warehouse (chdb) in a new folder under PARWATCH_DATA_DIR, or the configured "
             "PARWATCH_KAFKA_BOOTSTRAP (uniquely named topics, deleted afterwards) and an "
             "http(s) PARWATCH_CLICKHOUSE_URL (a new database, dropped afterwards); a chdb:// "
@@ -54,6 +60,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="the worker's engine; both: the batch engine, then the Faust engine on "
                    "the same messages, each rate beside the baseline and batch / faust; the "
                    "later phases use the first (default batch)")  # fmt: skip
+    p.add_argument("--analyst-events", type=int, default=10_000_000, metavar="E",
+                   help="size of the warehouse the analyst's figures are measured on: "
+                   "`parwatch kpi --period month --json` and `parwatch report`, each timed from "
+                   "process start to exit over about E synthetic events written in-engine "
+                   "(a province's year is about 10M; default 10000000; 0: skip)")  # fmt: skip
     p.add_argument("--seed", type=int, default=2024, help="simulator seed (default 2024)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--keep", action="store_true",
@@ -72,6 +83,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--rate × --duration must be at least one event")
     if args.publisher_events is not None and args.publisher_events <= 0:
         raise UsageError(f"--publisher-events must be positive, got {args.publisher_events}")
+    if args.analyst_events < 0:
+        raise UsageError(f"--analyst-events must be 0 or more, got {args.analyst_events}")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,11 +101,40 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(line, file=sys.stderr, flush=True)
 
     result = run_bench(settings, opts, dict(os.environ), say)
+    analyst = _analyst(args, settings, say)
     if args.json:
-        print(json.dumps(as_json(result), ensure_ascii=False, indent=1))
+        out = as_json(result)
+        if analyst is not None:
+            out["analyst"] = {k: round(v, 3) for k, v in analyst.as_json().items()}
+        print(json.dumps(out, ensure_ascii=False, indent=1))
     else:
         print(format_table(result, opts))
+        if analyst is not None:
+            print(format_analyst(analyst))
     return 0 if result.verified else 1
+
+
+def _analyst(args: argparse.Namespace, settings: Settings, say: Any) -> AnalystFigures | None:
+    if args.analyst_events == 0:
+        return None
+    from parwatch.bench_analyst import analyst_figures
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-analyst-", dir=settings.data_dir))
+    try:
+        return analyst_figures(work, args.analyst_events, dict(os.environ), say)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def format_analyst(a: AnalystFigures) -> str:
+    return "\n".join([
+        f"analyst, over a warehouse of {a.events:,} events (written in-engine in "
+        f"{a.build_s:.0f} s), each command from process start to exit:",
+        f"  parwatch kpi --period month --json {a.kpi_month_json_s:.2f} s   "
+        f"parwatch report {a.report_s:.2f} s",
+    ])  # fmt: skip
 
 
 def as_json(result: BenchResult) -> dict[str, Any]:
