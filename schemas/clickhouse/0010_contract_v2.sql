@@ -7,8 +7,12 @@ ALTER TABLE inspection_events
     ADD COLUMN IF NOT EXISTS kind LowCardinality(Nullable(String));  -- as sent; NULL = absent
 
 -- The latest `kind` an inspection's events carried (by occurred_at); `kiem_tra` when none did.
+-- Its activities, each once: when each occurred and whether it was online (the KPI views count
+-- activities per period from here instead of re-reading every inspection event).
 ALTER TABLE inspection_classifications
-    ADD COLUMN IF NOT EXISTS kind LowCardinality(String) DEFAULT 'kiem_tra';
+    ADD COLUMN IF NOT EXISTS kind LowCardinality(String) DEFAULT 'kiem_tra',
+    ADD COLUMN IF NOT EXISTS activities_at Array(DateTime64(3, 'UTC')),
+    ADD COLUMN IF NOT EXISTS activities_online Array(UInt8);
 
 ALTER TABLE service_events
     ADD COLUMN IF NOT EXISTS due_at Nullable(DateTime64(3, 'UTC')),
