@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from schemas.decoding import MAX_FUTURE_SKEW, decode, decode_timed
 from schemas.errors import InvalidEvent
 from schemas.inspection import InspectionEventV1
-from schemas.lifecycle import ServiceFacts, service_facts
+from schemas.lifecycle import service_facts
 from schemas.offering import OfferingEventV1
 from schemas.service import ServiceEvent
 from streams.warehouse.tables import Row
@@ -40,10 +40,12 @@ from streams.worker.classify import (
     InspectionState,
     OfferingState,
     Outcome,
+    PlainFacts,
     activity_facts,
     apply_inspection,
     apply_offering,
     apply_service,
+    plain_facts,
     ticks_ms,
 )
 from streams.worker.partitioning import KEY_HASHES, key_hash
@@ -143,8 +145,9 @@ class Decoded(NamedTuple):
     agency_code: str
     entity_id: str  # inspection_id, dossier_id or procedure_code
     # An inspection's ``InspectionFacts`` after the event key; a service event's
-    # ``ServiceFacts`` (what its dossier's lifecycle reads); None for an offering.
-    facts: ActivityFacts | ServiceFacts | None
+    # ``ServiceFacts`` (what its dossier's lifecycle reads) as ``PlainFacts``; None for an
+    # offering.
+    facts: ActivityFacts | PlainFacts | None
     # The event's own RowBinary rows, written unless it is a duplicate: an inspection's
     # ``inspection_events`` row; a service event's ``service_events`` row, then its
     # ``service_submissions`` row if it is a submission; an offering's ``offering_events`` row.
@@ -207,7 +210,7 @@ def summarize(
         own = (own[0], rowbinary.submission(event, now_ms, occurred_ms))
     return Decoded(
         SERVICE, f"{agency}:{entity}", event.event_id.int, agency, entity,
-        service_facts(event, occurred_ms), own,
+        plain_facts(service_facts(event, occurred_ms)), own,
     )  # fmt: skip
 
 

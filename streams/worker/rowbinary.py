@@ -24,7 +24,7 @@ from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
 from schemas.lifecycle import Lifecycle
 from schemas.offering import OfferingEventV1
 from schemas.service import ServiceEvent, ServiceEventV2
-from streams.worker.classify import InspectionState, prefill_class, ticks_ms
+from streams.worker.classify import Activity, InspectionState, prefill_class, ticks_ms
 from streams.worker.rows import Origin
 
 _U32 = struct.Struct("<I").pack
@@ -202,8 +202,20 @@ def classification(agency: str, inspection_id: str, st: InspectionState, now_ms:
             b"\x01" if st.has_online else b"\x00", b"\x01" if st.has_in_person else b"\x00",
             _U32(st.activities), _nt64(st.opened_at), _nt64(st.concluded_at),
             b"\x01" if st.cancelled else b"\x00", _nstr(st.sector), _U64(st.version),
-            _I64(now_ms), _LC[st.kind],
+            _I64(now_ms), _LC[st.kind], _activities(st.activity_log),
         )
+    )  # fmt: skip
+
+
+def _activities(log: tuple[Activity, ...]) -> bytes:
+    """activities_at, activities_online: two arrays of the same length, in the log's order."""
+    if not log:
+        return b"\x00\x00"
+    n = len(log)
+    count = bytes((n,)) if n < 0x80 else _varint(n)
+    return b"".join(
+        (count, struct.pack(f"<{n}q", *[ms for ms, _ in log]), count,
+         bytes([online for _, online in log]))
     )  # fmt: skip
 
 
@@ -213,44 +225,52 @@ submitted_at NULL, schema, channel and service_level '', fields 0, due_at and di
 reused_components 0."""
 
 
+_AT = struct.Struct("<Bq").pack  # a Nullable(DateTime64) that is not NULL: 0, then the ms
+_FIELDS_DUE = struct.Struct("<IIBq").pack  # fields_total, fields_prefilled, due_at not NULL
+_NO_END = b"\x01\x00\x00\x01\x01"  # ended_at NULL, end_type and end_schema '', two NULLs
+_NO_PAYMENT = b"\x01\x00"  # paid_at NULL, payment_channel ''
+_NO_PAUSES = b"\x00\x00"  # two empty arrays
+_TAIL_LC = struct.Struct("<Qq").pack  # version, updated_at
+
+
 def lifecycle(agency: str, dossier_id: str, lc: Lifecycle, version: int, now_ms: int) -> bytes:
-    """``dossier_lifecycle``: a dossier's lifecycle (``rows.lifecycle_row``)."""
-    sub = lc.submission
-    if sub is None:
-        submitted = _NO_SUBMISSION
+    """``dossier_lifecycle``: a dossier's lifecycle (``rows.lifecycle_row``); ``version`` is
+    the number of distinct events applied. Written out: one per changed dossier and write."""
+    sub, end, submitted = lc.submission, lc.ending, lc.submitted
+    if sub is None or submitted is None:
+        head = _NO_SUBMISSION
     else:
-        submitted = b"".join(
+        due = sub.due_ms
+        head = b"".join(
             (
-                _LC[sub.procedure_code], b"\x00" + _I64(lc.submitted[0]),  # type: ignore[index]
-                _LC[sub.schema], _LC[sub.channel], _LC[sub.service_level],
-                _II(sub.fields_total, sub.fields_prefilled), _nt64(sub.due_ms),
+                _LC[sub.procedure_code], _AT(0, submitted[0]), _LC[sub.schema],
+                _LC[sub.channel], _LC[sub.service_level],
+                _II(sub.fields_total, sub.fields_prefilled) + _NULL if due is None
+                else _FIELDS_DUE(sub.fields_total, sub.fields_prefilled, 0, due),
                 _FLAG[sub.digitized], _U32(sub.reused_components),
             )
         )  # fmt: skip
-    end = lc.ending
-    if end is None:
-        ended = b"\x01\x00\x00\x01\x01"  # ended_at NULL, end_type and end_schema '', NULLs
+    ended = lc.ended
+    if end is None or ended is None:
+        tail = _NO_END
     else:
-        ended = b"".join(
+        tail = b"".join(
             (
-                b"\x00" + _I64(lc.ended[0]), _LC[end.event_type], _LC[end.schema],  # type: ignore[index]
-                _FLAG[end.on_time], _FLAG[end.result_electronic],
+                _AT(0, ended[0]), _LC[end.event_type], _LC[end.schema], _FLAG[end.on_time],
+                _FLAG[end.result_electronic],
             )
         )  # fmt: skip
-    paid = b"\x01\x00" if lc.paid is None else (
-        b"\x00" + _I64(lc.paid[0]) + _LC[lc.payment_channel or ""]
-    )  # fmt: skip
+    paid = lc.paid
+    if paid is None:
+        tail += _NO_PAYMENT
+    else:
+        tail += _AT(0, paid[0]) + _LC[lc.payment_channel or ""]
     if lc.supplements:
         spans = lc.pauses()
         n = _varint(len(spans))
-        pauses = b"".join(
-            (n, *(_I64(s) for s, _ in spans), n, *(_nt64(e) for _, e in spans))
-        )  # fmt: skip
+        tail += b"".join((n, *(_I64(s) for s, _ in spans), n, *(_nt64(e) for _, e in spans)))
     else:
-        pauses = b"\x00\x00"
+        tail += _NO_PAUSES
     return b"".join(
-        (
-            _LC[agency], _str(dossier_id), submitted, ended, paid, pauses, _U64(version),
-            _I64(now_ms),
-        )
+        (_LC[agency], _str(dossier_id), head, tail, _TAIL_LC(version, now_ms))
     )  # fmt: skip
