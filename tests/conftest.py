@@ -60,12 +60,22 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture
 def topics(broker: EmbeddedBroker) -> Topics:
-    """Fresh, uuid-named topics (6, 6 and 3 partitions) so that tests never share data."""
+    """Fresh, uuid-named topics so that tests never share data: inspections, services and
+    offerings (6 partitions each, offerings compacted as ``Settings.topic_specs`` creates it)
+    and dead letters (3)."""
     suffix = uuid.uuid4().hex[:12]
-    t = Topics(f"inspection-events-{suffix}", f"service-events-{suffix}", f"dead-letters-{suffix}")
+    t = Topics(
+        f"inspection-events-{suffix}", f"service-events-{suffix}", f"dead-letters-{suffix}",
+        f"service-offerings-{suffix}",
+    )  # fmt: skip
     ensure_topics(
         broker.bootstrap,
-        [TopicSpec(t.inspections, 6), TopicSpec(t.services, 6), TopicSpec(t.dead_letters, 3)],
+        [
+            TopicSpec(t.inspections, 6),
+            TopicSpec(t.services, 6),
+            TopicSpec(t.offerings, 6, compacted=True),
+            TopicSpec(t.dead_letters, 3),
+        ],
     )
     return t
 

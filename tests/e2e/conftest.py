@@ -43,6 +43,7 @@ class Pipeline:
             "PARWATCH_CLICKHOUSE_URL": f"chdb://{data_dir / 'warehouse'}",
             "PARWATCH_TOPIC_INSPECTIONS": topics.inspections,
             "PARWATCH_TOPIC_SERVICES": topics.services,
+            "PARWATCH_TOPIC_OFFERINGS": topics.offerings,
             "PARWATCH_TOPIC_DEAD_LETTERS": topics.dead_letters,
             "PARWATCH_APP_ID": f"parwatch-test-{uuid.uuid4().hex[:8]}",
             "PARWATCH_BROKER_SESSION_TIMEOUT_S": "3",
@@ -92,15 +93,17 @@ class Pipeline:
         self.proc.wait()
 
     def committed(self) -> int:
-        """Messages the worker's group has committed, over both event topics (from the broker's
-        committed offsets, which are exact; Tansu's end offsets are not, see FACTS.md)."""
+        """Messages the worker's group has committed, over the three event topics (from the
+        broker's committed offsets, which are exact; Tansu's end offsets are not, see FACTS.md)."""
         admin = KafkaAdminClient(bootstrap_servers=self.env["PARWATCH_KAFKA_BOOTSTRAP"])
         try:
             group = self.env["PARWATCH_APP_ID"]
             offsets = admin.list_group_offsets({group: None})[group]
         finally:
             admin.close()
-        mine = (self.env["PARWATCH_TOPIC_INSPECTIONS"], self.env["PARWATCH_TOPIC_SERVICES"])
+        mine = tuple(
+            self.env[f"PARWATCH_TOPIC_{kind}"] for kind in ("INSPECTIONS", "SERVICES", "OFFERINGS")
+        )
         return sum(o.offset for tp, o in offsets.items() if tp.topic in mine and o.offset > 0)
 
     def wait_committed(self, total: int, timeout_s: float = 300) -> None:

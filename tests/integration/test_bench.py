@@ -158,6 +158,7 @@ def test_inserted_at_is_the_insert_time_and_older_rows_keep_ingested_at(chdb_url
             " AND name = 'payload' AND table LIKE '%_events' ORDER BY table"
         ).result_rows
         assert codecs == [("inspection_events", "CODEC(ZSTD(1))"),
+                          ("offering_events", "CODEC(ZSTD(1))"),  # 0010 creates it so
                           ("service_events", "CODEC(ZSTD(1))")]  # fmt: skip
         again = client.query("SELECT payload FROM inspection_events ORDER BY event_id")
         assert again.result_rows == payloads.result_rows and len(again.result_rows) == 2

@@ -29,12 +29,12 @@ CATALOG = load_catalog()
 
 
 def _run(client: Any, payloads: list[bytes], topic: str = "t") -> list[Result]:
-    out, insp, doss = RowBuffer(), {}, {}  # type: ignore[var-annotated]
+    out, insp, doss, offers = RowBuffer(), {}, {}, {}  # type: ignore[var-annotated]
     results = []
     for offset, raw in enumerate(payloads):
         p = process(
             raw, Origin(topic, offset % 3, offset), now=NOW, known_agencies=CATALOG.agencies,
-            inspection_states=insp, dossier_states=doss, out=out,
+            inspection_states=insp, dossier_states=doss, offering_states=offers, out=out,
         )  # fmt: skip
         results.append(p.result)
     write_tables(client, out.take(), token=None)
@@ -63,7 +63,8 @@ def test_every_example_lands_where_it_should(warehouse: Any) -> None:
     accepted = {json.loads(e.raw)["event_id"] for e in examples if e.reason is None}
     stored = warehouse.query(
         "SELECT toString(event_id) FROM inspection_events UNION ALL "
-        "SELECT toString(event_id) FROM service_events"
+        "SELECT toString(event_id) FROM service_events UNION ALL "
+        "SELECT toString(event_id) FROM offering_events"
     ).result_rows
     assert {r[0] for r in stored} == accepted
     pii = warehouse.query(
@@ -150,6 +151,35 @@ def test_kpi_views_equal_the_reference(warehouse: Any, hybrid: bool) -> None:
     assert june[None].online_submissions > 0
 
 
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_kpi_views_equal_the_reference_on_v2_traffic(warehouse: Any, hybrid: bool) -> None:
+    """The simulator's traffic (service/2 lifecycles with pauses, payments and open dossiers,
+    offering/1 upgrades, inspection kinds, v1 agencies, duplicates and refusals): every KPI of
+    every agency and period (day to year) equals ``reference_kpis`` over the same events."""
+    from producers.simulation.simulator import SimulationConfig, simulate
+
+    write_kpi_settings(warehouse, KpiSettings(hybrid_counts_as_online=hybrid))
+    load_catalog_tables(warehouse, CATALOG)
+    sim = simulate(SimulationConfig(seed=31, events=4000), CATALOG)
+    raws = [m.value for m in sim.messages]
+    results = _run(warehouse, raws)
+    assert results.count(Result.ACCEPTED) > 3500
+    events = []
+    for raw in raws:
+        try:
+            events.append(decode(raw, known_agency=CATALOG.agencies, now=NOW))
+        except InvalidEvent:
+            continue
+    for kind in ("day", "month", "quarter", "year"):
+        expected = reference_kpis(events, kinds=[kind], hybrid_counts_as_online=hybrid)
+        assert read_kpis(warehouse, kind) == expected, kind
+    year = {r.agency_code: r for r in read_kpis(warehouse, "year") if r.period == "2025"}
+    province = year[None]  # the v2 facts are there to compare, not all None or 0
+    assert province.services_eligible > 0 and province.full_process_offering_rate is not None
+    assert province.dossiers_v2 > 0 and province.payments > 0 and province.completions_v2 > 0
+    assert province.on_time_rate is not None and province.average_resolution_days is not None
+
+
 def test_duplicates_are_counted_once(warehouse: Any) -> None:
     raw = json.dumps(make_service_event()).encode()
     results = _run(warehouse, [raw, raw, raw])
@@ -219,13 +249,21 @@ def test_states_of_awkward_ids_are_rebuilt_exactly(warehouse: Any) -> None:
 
 def test_rowbinary_rows_equal_the_list_rows(warehouse: Any) -> None:
     """The event tables' rows built as RowBinary (what the worker inserts) and as Python lists
-    (``rows``, through clickhouse-connect) give identical tables: every column, every value."""
+    (``rows``, through clickhouse-connect) give identical tables: every column, every value,
+    over the simulator's v2 traffic (service/2, offering/1, inspection kinds) and v1 events."""
     from producers.simulation.simulator import SimulationConfig, simulate
     from schemas.decoding import decode as decode_event
     from schemas.inspection import InspectionEventV1
+    from schemas.offering import OfferingEventV1
     from streams.warehouse import tables
     from streams.worker import rowbinary, rows
-    from streams.worker.classify import InspectionState, apply_inspection, ticks_ms
+    from streams.worker.classify import (
+        DossierState,
+        InspectionState,
+        apply_inspection,
+        apply_service,
+        ticks_ms,
+    )
 
     sim = simulate(SimulationConfig(seed=21, events=2000), CATALOG)
     raws = [m.value for m in sim.messages] + [e.raw for e in load_examples()]
@@ -234,52 +272,61 @@ def test_rowbinary_rows_equal_the_list_rows(warehouse: Any) -> None:
     now_ms = ticks_ms(NOW)
     as_lists: dict[str, list[Any]] = {t: [] for t in tables.COLUMNS}
     as_binary: dict[str, list[bytes]] = {t: [] for t in tables.COLUMNS}
+    states: dict[str, InspectionState] = {}  # states after each event, as the worker keeps them
+    dossiers: dict[str, DossierState] = {}
     for offset, raw in enumerate(raws):
         try:
             ev = decode_event(raw, known_agency=CATALOG.agencies, now=NOW)
         except InvalidEvent:
             continue
         at = Origin("topic-ả", offset % 4, 10**12 + offset)
+        occ = ticks_ms(ev.occurred_at)
         if isinstance(ev, InspectionEventV1):
             as_lists["inspection_events"].append(rows.inspection_event_row(ev, raw, at, now_ms))
-            occ = ticks_ms(ev.occurred_at)
             as_binary["inspection_events"].append(
                 rowbinary.inspection_event(ev, raw, at, now_ms, occ)
             )
-            continue
-        as_lists["service_events"].append(rows.service_event_row(ev, raw, at, now_ms))
-        occ = ticks_ms(ev.occurred_at)
-        as_binary["service_events"].append(rowbinary.service_event(ev, raw, at, now_ms, occ))
-        if ev.event_type == "submitted":
-            as_lists["service_submissions"].append(rows.submission_row(ev, now_ms))
-            as_binary["service_submissions"].append(rowbinary.submission(ev, now_ms, occ))
-    states: dict[str, Any] = {}
-    for offset, raw in enumerate(raws):  # states after each event, as the worker keeps them
-        try:
-            ev = decode_event(raw, known_agency=CATALOG.agencies, now=NOW)
-        except InvalidEvent:
-            continue
-        if isinstance(ev, InspectionEventV1):
             before = states.get(ev.key, InspectionState())
             states[ev.key], _ = apply_inspection(before, ev, (0, offset))
+        elif isinstance(ev, OfferingEventV1):
+            as_lists["offering_events"].append(rows.offering_event_row(ev, raw, at, now_ms))
+            as_binary["offering_events"].append(rowbinary.offering_event(ev, raw, at, now_ms, occ))
+        else:
+            as_lists["service_events"].append(rows.service_event_row(ev, raw, at, now_ms))
+            as_binary["service_events"].append(rowbinary.service_event(ev, raw, at, now_ms, occ))
+            if ev.event_type == "submitted":
+                as_lists["service_submissions"].append(rows.submission_row(ev, now_ms))
+                as_binary["service_submissions"].append(rowbinary.submission(ev, now_ms, occ))
+            dossiers[ev.key], _ = apply_service(
+                dossiers.get(ev.key, DossierState()), ev, (0, offset)
+            )
     for key, st in states.items():
         agency, iid = key.split(":", 1)
         as_lists["inspection_classifications"].append(rows.classification_row(agency, iid, st, NOW))
         as_binary["inspection_classifications"].append(
             rowbinary.classification(agency, iid, st, now_ms)
         )
+    for key, dossier in dossiers.items():
+        agency, did = key.split(":", 1)
+        lc, version = dossier.lifecycle, dossier.version
+        as_lists["dossier_lifecycle"].append(rows.lifecycle_row(agency, did, lc, version, NOW))
+        as_binary["dossier_lifecycle"].append(rowbinary.lifecycle(agency, did, lc, version, now_ms))
     for table in tables.COLUMNS:
         if table in ("dead_letters", "duplicates"):
             continue
-        assert len(as_lists[table]) > 100
+        least = 50 if table == "offering_events" else 100  # 2000 events publish 66 services
+        assert len(as_lists[table]) > least, table
         warehouse.command(f"CREATE TABLE {table}_b AS {table}")
         write_tables(warehouse, {table: as_lists[table]}, token=None)
         warehouse.raw_insert(
             f"{table}_b", list(tables.COLUMNS[table]), b"".join(as_binary[table]), fmt="RowBinary"
         )
         cols = ", ".join(tables.COLUMNS[table])
-        order = "ORDER BY " + ("inspection_id" if "classif" in table else "event_id")
+        order = "ORDER BY " + (
+            "inspection_id" if "classif" in table else "agency_code, dossier_id"
+            if "lifecycle" in table else "event_id"
+        )  # fmt: skip
         listed = warehouse.query(f"SELECT {cols} FROM {table} {order}").result_rows
         binary = warehouse.query(f"SELECT {cols} FROM {table}_b {order}").result_rows
         assert listed == binary, table
-        assert len(listed) > 100  # repeated event_ids collapse (the sort key) in both
+        assert len(listed) > least, table  # repeated event_ids collapse (the sort key) in both
