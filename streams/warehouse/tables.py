@@ -26,7 +26,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "inspection_classifications": (
         "agency_code", "inspection_id", "classification", "has_online", "has_in_person",
         "activities", "opened_at", "concluded_at", "cancelled", "sector", "version",
-        "updated_at", "kind",
+        "updated_at", "kind", "activities_at", "activities_online",
     ),
     "service_submissions": (
         "event_id", "occurred_at", "agency_code", "procedure_code", "dossier_id", "channel",

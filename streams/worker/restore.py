@@ -115,8 +115,11 @@ def load_states(
     dossiers_wanted: Collection[tuple[str, str]],
 ) -> tuple[dict[str, InspectionState], dict[str, DossierState]]:
     """The states (by entity key) of the (agency_code, inspection_id) and
-    (agency_code, dossier_id) pairs that have events in the warehouse. A dossier's are read
-    from its events' columns (``FACT_COLUMNS``), not their payloads: no JSON to validate."""
+    (agency_code, dossier_id) pairs that have events in the warehouse. An inspection's are its
+    stored events applied again, so its activities (``activity_log``, written to the
+    classification's ``activities_at`` and ``activities_online``) come back as they were live.
+    A dossier's are read from its events' columns (``FACT_COLUMNS``), not their payloads: no
+    JSON to validate."""
     inspections: dict[str, InspectionState] = {}
     for _, _, payload, partition, offset in _rows(
         client, *INSPECTION_EVENTS, sorted(inspections_wanted)

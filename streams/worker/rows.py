@@ -49,10 +49,13 @@ def inspection_event_row(ev: InspectionEventV1, raw: bytes, at: Origin, now_ms: 
 
 
 def classification_row(agency: str, inspection_id: str, st: InspectionState, now: datetime) -> Row:
+    """``inspection_classifications``: an inspection's state; its activities as two arrays
+    (when, online or not), in the state's order (by time, then online)."""
+    log = st.activity_log
     return [
         agency, inspection_id, st.classification, int(st.has_online), int(st.has_in_person),
         st.activities, st.opened_at, st.concluded_at, int(st.cancelled), st.sector, st.version,
-        now, st.kind,
+        now, st.kind, [ms for ms, _ in log], [int(online) for _, online in log],
     ]  # fmt: skip
 
 

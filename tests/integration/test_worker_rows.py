@@ -6,6 +6,7 @@ equal to the live ones."""
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -228,6 +229,15 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
              for i in range(4)]  # fmt: skip
     raws += [_raw(make_inspection_event(inspection_id=f"I-{i}", kind=k))
              for i, k in enumerate(["kiem_tra", "thanh_tra", None])]  # fmt: skip
+    raws += [_raw(make_inspection_event(inspection_id="I-0", occurred_at=at, activity={"mode": m}))
+             for at, m in [("2024-06-12T09:00:00+07:00", "on_site"),
+                           ("2024-06-01T09:00:00.123+07:00", "information_system"),
+                           ("2024-06-12T09:00:00+07:00", "video_conference")]]  # fmt: skip
+    # One inspection with 130 activities (its arrays' counts take two bytes), in reverse order.
+    raws += [_raw(make_inspection_event(
+        inspection_id="I-many", activity={"mode": "on_site" if i % 3 else "online_reporting"},
+        occurred_at=f"2024-07-{1 + i // 24:02d}T{i % 24:02d}:00:00+07:00",
+    )) for i in reversed(range(130))]  # fmt: skip
     raws += [_raw(make_service_event(dossier_id="V1", event_type="completed", on_time=True))]
     now_ms = ticks_ms(NOW)
     as_lists: dict[str, list[Any]] = {t: [] for t in tables.COLUMNS}
@@ -302,3 +312,99 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
     assert {e for _, _, e, _ in lifecycles} >= {"", "completed"}
     assert {p for _, _, _, p in lifecycles} >= {"", "online"}
     assert {n for n, _, _, _ in lifecycles} == {0, 1}
+    # The classifications written cover no activity, several, and more than 127.
+    counts = dict(warehouse.query(
+        "SELECT inspection_id, length(activities_at) FROM inspection_classifications_b"
+    ).result_rows)  # fmt: skip
+    assert counts["I-many"] == 130 and counts["I-0"] == 4 and 0 in counts.values()
+
+
+def _activities(warehouse: Any, inspection_id: str) -> tuple[int, list[tuple[int, int]]]:
+    """The classification row's (FINAL) activity count and (ms, online) pairs, in its order."""
+    got = warehouse.query(
+        "SELECT activities, arrayMap(t -> toUnixTimestamp64Milli(t), activities_at), "
+        "activities_online FROM inspection_classifications FINAL "
+        f"WHERE inspection_id = '{inspection_id}'"
+    ).result_rows
+    assert len(got) == 1, got
+    count, at, online = got[0]
+    assert len(at) == len(online) == count
+    return count, list(zip(at, online, strict=True))
+
+
+def _stored_activities(warehouse: Any, inspection_id: str) -> list[tuple[int, int]]:
+    """The inspection's activity events in ``inspection_events`` (each event_id once)."""
+    return sorted(
+        (int(ms), int(online)) for ms, online in warehouse.query(
+            "SELECT toUnixTimestamp64Milli(occurred_at), activity_online FROM inspection_events "
+            f"FINAL WHERE inspection_id = '{inspection_id}' AND event_type = 'activity'"
+        ).result_rows
+    )  # fmt: skip
+
+
+def test_classification_holds_each_activity_once_in_any_order_and_after_a_restore(
+    warehouse: Any,
+) -> None:
+    """An inspection's events in a shuffled order, over two writes, with duplicates and a
+    redelivery: its classification row (FINAL) holds each activity once, by (time, online);
+    a state rebuilt from the warehouse equals the live one and goes on from there."""
+    agency = "TH-S-TTTT"
+    modes = ["on_site", "video_conference", "information_system", "in_person_meeting"]
+    days = [12, 3, 7, 7, 20, 15, 3]  # two pairs at one instant: ordered by online there
+    activities = [
+        make_inspection_event(inspection_id="A-1", occurred_at=f"2024-06-{d:02d}T09:00:00+07:00",
+                              activity={"mode": modes[i % 4]})
+        for i, d in enumerate(days)
+    ]  # fmt: skip
+    others = [
+        make_inspection_event(inspection_id="A-1", event_type="opened",
+                              occurred_at="2024-06-01T08:00:00+07:00"),
+        make_inspection_event(inspection_id="A-1", event_type="concluded",
+                              occurred_at="2024-06-25T08:00:00+07:00"),
+        make_inspection_event(inspection_id="A-2", activity={"mode": "on_site"}),
+    ]  # fmt: skip
+    payloads = [_raw(e) for e in activities + others]
+    random.Random(20240610).shuffle(payloads)
+    arrived = [json.loads(p)["occurred_at"] for p in payloads if b'"A-1"' in p]
+    assert arrived != sorted(arrived)  # out of time order
+    run = Run()
+    assert run.feed(payloads[:5], partition=3) == [Result.ACCEPTED] * 5
+    write_tables(warehouse, run.out.take(), token=None)
+    # The rest, then two events again as other messages (duplicates) and one redelivered.
+    results = run.feed(payloads[5:] + payloads[:2], partition=3, first=5)
+    assert results == [Result.ACCEPTED] * (len(payloads) - 5) + [Result.DUPLICATE] * 2
+    assert run.feed(payloads[3:4], partition=3, first=3) == [Result.REDELIVERED]
+    write_tables(warehouse, run.out.take(), token=None)
+
+    def ms(day: int) -> int:
+        return ticks_ms(datetime.fromisoformat(f"2024-06-{day:02d}T09:00:00+07:00"))
+
+    online = [int(modes[i % 4] not in ("on_site", "in_person_meeting")) for i in range(7)]
+    expected = sorted((ms(d), online[i]) for i, d in enumerate(days))
+    assert _stored_activities(warehouse, "A-1") == expected
+    assert _activities(warehouse, "A-1") == (7, expected)
+    assert [m for m, _ in expected].count(ms(7)) == 2 and (ms(7), 0) < (ms(7), 1)
+    assert _activities(warehouse, "A-2") == (1, _stored_activities(warehouse, "A-2"))
+    live = run.insp[f"{agency}:A-1"]
+    assert [(m, int(o)) for m, o in live.activity_log] == expected
+
+    # A restart: the states rebuilt from inspection_events equal the live ones.
+    rebuilt, _ = load_states(warehouse, [(agency, "A-1"), (agency, "A-2")], [])
+    assert rebuilt == run.insp
+    # And go on: an activity earlier than all, a duplicate, a redelivery.
+    after = Run()
+    after.insp = rebuilt
+    earliest = make_inspection_event(inspection_id="A-1", occurred_at="2024-06-02T09:00:00+07:00",
+                                     activity={"mode": "online_reporting"})  # fmt: skip
+    assert after.feed([_raw(earliest), payloads[6]], partition=3, first=50) == [
+        Result.ACCEPTED, Result.DUPLICATE,
+    ]  # fmt: skip
+    assert after.feed(payloads[6:7], partition=3, first=6) == [Result.REDELIVERED]
+    write_tables(warehouse, after.out.take(), token=None)
+    expected = sorted([*expected, (ms(2), 1)])
+    assert _stored_activities(warehouse, "A-1") == expected
+    assert _activities(warehouse, "A-1") == (8, expected)
+    version = warehouse.query(
+        "SELECT version FROM inspection_classifications FINAL WHERE inspection_id = 'A-1'"
+    ).result_rows[0][0]
+    assert version == len(activities) + 2 + 1

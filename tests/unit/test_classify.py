@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -142,3 +143,67 @@ def test_offering_dedup_uses_its_own_state() -> None:
     _, dup = apply_offering(state, e, (1, 9))
     assert (first, redelivered, dup) == (Outcome.NEW, Outcome.REDELIVERED, Outcome.DUPLICATE)
     assert same is state and state.seen == {e.event_id.int: (1, 7)}
+
+
+def _ms(at: str) -> int:
+    return ticks_ms(datetime.fromisoformat(at))
+
+
+# Activities at three instants, two of them at one instant (one online, one in person), and
+# other events between them: the log holds the activities only, by (time, online).
+LOG_EVENTS = [
+    _ev(occurred_at="2024-06-12T09:00:00+07:00", activity={"mode": "on_site"}),
+    _ev(occurred_at="2024-06-03T09:00:00+07:00", activity={"mode": "information_system"}),
+    _ev(occurred_at="2024-06-07T09:00:00+07:00", activity={"mode": "video_conference"}),
+    _ev(occurred_at="2024-06-07T09:00:00+07:00", activity={"mode": "in_person_meeting"}),
+    _ev(event_type="opened", occurred_at="2024-06-01T08:00:00+07:00"),
+    _ev(event_type="concluded", occurred_at="2024-06-20T08:00:00+07:00"),
+]
+EXPECTED_LOG = (
+    (_ms("2024-06-03T09:00:00+07:00"), True),
+    (_ms("2024-06-07T09:00:00+07:00"), False),
+    (_ms("2024-06-07T09:00:00+07:00"), True),
+    (_ms("2024-06-12T09:00:00+07:00"), False),
+)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(len(LOG_EVENTS)))))
+def test_activity_log_is_each_activity_once_by_time_then_online(order: tuple[int, ...]) -> None:
+    events = [LOG_EVENTS[i] for i in order]
+    state = InspectionState()
+    for offset, e in enumerate(events + events[:3]):  # then three of them again, other offsets
+        state, outcome = apply_inspection(state, e, (0, offset))
+        assert outcome is (Outcome.NEW if offset < len(events) else Outcome.DUPLICATE)
+    # A redelivery (same position) adds nothing either.
+    state, outcome = apply_inspection(state, events[0], (0, 0))
+    assert outcome is Outcome.REDELIVERED
+    assert state.activity_log == EXPECTED_LOG
+    assert state.activities == 4 and state.version == 6
+    assert state.classification == "hybrid"
+    # Equal states, whatever the arrival order (but for the positions the events came at).
+    in_order = _run(LOG_EVENTS)
+    assert replace(state, seen={}) == replace(in_order, seen={})
+    assert state.seen.keys() == in_order.seen.keys()
+
+
+def test_activity_log_is_replaced_not_mutated() -> None:
+    first, _ = apply_inspection(InspectionState(), LOG_EVENTS[0], (0, 0))
+    second, _ = apply_inspection(first, LOG_EVENTS[1], (0, 1))  # earlier: inserted before
+    assert first.activity_log == ((_ms("2024-06-12T09:00:00+07:00"), False),)
+    assert second.activity_log == (
+        (_ms("2024-06-03T09:00:00+07:00"), True), (_ms("2024-06-12T09:00:00+07:00"), False),
+    )  # fmt: skip
+    third, _ = apply_inspection(second, LOG_EVENTS[4], (0, 2))  # not an activity
+    assert third.activity_log is second.activity_log
+    assert InspectionState().activity_log == () and InspectionState().activities == 0
+
+
+def test_classification_row_carries_the_activity_arrays() -> None:
+    from streams.warehouse.tables import COLUMNS
+    from streams.worker.rows import classification_row
+
+    row = classification_row("TH-S-TTTT", "KT-1", _run(LOG_EVENTS), NOW)
+    columns = COLUMNS["inspection_classifications"]
+    assert len(row) == len(columns) and columns[-2:] == ("activities_at", "activities_online")
+    assert row[-2:] == [[ms for ms, _ in EXPECTED_LOG], [1, 0, 1, 0]]
+    assert classification_row("TH-S-TTTT", "KT-2", InspectionState(), NOW)[-2:] == [[], []]
