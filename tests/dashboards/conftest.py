@@ -27,6 +27,25 @@ INGEST_START = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
 STEP = timedelta(milliseconds=250)
 
 
+def accepted_events(sim: Simulation) -> list[Any]:
+    """The events the worker accepted, decoded as it decodes them (each event_id once, the
+    first copy wins), in publish order: what the tests compute their expected lists from."""
+    from schemas.decoding import decode
+    from schemas.errors import InvalidEvent
+
+    catalog = load_catalog()
+    seen, out = set(), []
+    for offset, m in enumerate(sim.messages):
+        try:
+            ev = decode(m.value, known_agency=catalog.agencies, now=INGEST_START + offset * STEP)
+        except InvalidEvent:
+            continue
+        if ev.event_id not in seen:
+            seen.add(ev.event_id)
+            out.append(ev)
+    return out
+
+
 @dataclass
 class Loaded:
     client: Any

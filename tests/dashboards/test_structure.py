@@ -21,8 +21,11 @@ from parwatch.cli import main
 from parwatch.settings import Settings
 
 EXPECTED_UIDS = {
+    "parwatch-plan-targets",
+    "parwatch-scorecard-766",
+    "parwatch-data-quality",
+    "parwatch-annual-indices",
     "parwatch-online-inspections",
-    "parwatch-prefill-services",
     "parwatch-pipeline-health",
 }
 
@@ -33,13 +36,8 @@ def _threshold_values(panel: dict[str, Any]) -> list[float | None]:
 
 
 def test_committed_json_is_the_builders_output_for_the_default_settings() -> None:
-    fields = Settings.model_fields
-    defaults = Targets(
-        fields["target_online_inspection_share"].default,
-        fields["target_prefill_design_coverage"].default,
-        fields["target_full_process_offering_rate"].default,
-    )
-    assert defaults == Targets()
+    defaults = Targets(dict(Settings().targets))
+    assert {k: v for k, v in defaults.values.items() if v is not None} == dict(Targets().values)
     built = all_json(defaults)
     committed = {p.name: p.read_text(encoding="utf-8") for p in JSON_DIR.glob("*.json")}
     assert set(committed) == set(built)
@@ -55,12 +53,16 @@ def test_uids_variables_queries_and_datasources() -> None:
         ds = variables["datasource"]
         assert ds["type"] == "datasource" and ds["query"] == PLUGIN_ID
         assert ds["current"]["value"] == DATASOURCE_UID
-        assert variables["agency"]["includeAll"] and variables["agency"]["multi"]
-        assert variables["agency"]["current"]["value"] == ["$__all"]
+        if m["uid"] != "parwatch-annual-indices":
+            assert variables["agency"]["includeAll"] and variables["agency"]["multi"]
+            assert variables["agency"]["current"]["value"] == ["$__all"]
+        if "kpi_${grain}" in json.dumps(m):  # a whole-period dashboard: grain and period
+            assert variables["grain"]["current"]["value"] == "year"
+            assert "kpi_${grain}" in variables["period"]["query"]
         if m["uid"] == "parwatch-online-inspections":
             assert variables["sector"]["includeAll"]
         ids = [p["id"] for p in m["panels"]]
-        assert len(ids) == len(set(ids)) >= 6
+        assert len(ids) == len(set(ids)) >= 1
         for p in m["panels"]:
             if p["datasource"]["type"] == "prometheus":  # a live panel: PromQL on Prometheus
                 assert m["uid"] == "parwatch-pipeline-health", p["title"]
@@ -79,7 +81,7 @@ def test_uids_variables_queries_and_datasources() -> None:
             g = p["gridPos"]
             assert g["x"] >= 0 and g["x"] + g["w"] <= 24
         text = json.dumps(m, ensure_ascii=False)
-        assert "Kiểm tra" in text or "Sức khỏe" in text or "điền sẵn" in text
+        assert any(w in text for w in ("Kiểm tra", "Sức khỏe", "Mục tiêu", "chỉ số", "Chỉ số"))
 
 
 @pytest.mark.parametrize(
@@ -90,6 +92,7 @@ def test_uids_variables_queries_and_datasources() -> None:
             "PARWATCH_TARGET_ONLINE_INSPECTION_SHARE": "0.55",
             "PARWATCH_TARGET_PREFILL_DESIGN_COVERAGE": "0.9",
             "PARWATCH_TARGET_FULL_PROCESS_OFFERING_RATE": "0.8",
+            "PARWATCH_TARGET_DATA_REUSE_RATE": "0.7",
         },
     ],
 )
@@ -102,21 +105,25 @@ def test_thresholds_equal_the_configured_targets(
     assert main(["dashboards", "build", "--out", str(tmp_path)]) == 0
     models = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in tmp_path.glob("*.json")}
     assert set(models) == EXPECTED_UIDS
+    t = settings.targets
     expected = {
-        "online_share": settings.target_online_inspection_share,
-        "online_share_by_month": settings.target_online_inspection_share,
-        "agencies_ranked": settings.target_online_inspection_share,
-        "agencies_below_target": settings.target_online_inspection_share,
-        "prefill_coverage": settings.target_prefill_design_coverage,
-        "full_process": settings.target_full_process_offering_rate,
+        "online_share": t["online_inspection_share"],
+        "online_share_by_month": t["online_inspection_share"],
+        "agencies_ranked": t["online_inspection_share"],
+        "agencies_below_target": t["online_inspection_share"],
+        "online_inspection_share_gaps": t["online_inspection_share"],
     }
+    for key in ("full_process_offering_rate", "prefill_design_coverage", "online_inspection_share"):
+        for suffix in ("gauge", "trend", "projection"):
+            expected[f"{key}_{suffix}"] = t[key]
     from dashboards.spec import build_dashboards
 
-    specs = {p.title: p.key for d in build_dashboards(Targets()) for p in d.panels}
+    specs = {(d.uid, i): p.key for d in build_dashboards(Targets())
+             for i, p in enumerate(d.panels, start=1)}  # fmt: skip
     seen = set()
     for m in models.values():
         for p in m["panels"]:
-            key = specs[p["title"]]
+            key = specs[(m["uid"], p["id"])]
             if key in expected:
                 assert _threshold_values(p) == [None, expected[key]], key
                 seen.add(key)
@@ -127,4 +134,15 @@ def test_thresholds_equal_the_configured_targets(
     assert seen == set(expected)
     gauge = next(p for p in models["parwatch-online-inspections"]["panels"]
                  if p["type"] == "gauge")  # fmt: skip
-    assert f"{settings.target_online_inspection_share:.0%}" in gauge["description"]
+    assert f"{t['online_inspection_share']:.0%}" in gauge["description"]
+    # the scorecard colours each indicator by its own threshold, where one is set
+    (card,) = models["parwatch-scorecard-766"]["panels"]
+    coloured = {
+        o["matcher"]["options"]: prop["value"]["steps"][1]["value"]
+        for o in card["fieldConfig"]["overrides"] for prop in o["properties"]
+        if prop["id"] == "thresholds"
+    }  # fmt: skip
+    assert coloured == {
+        k: v for k, v in t.items()
+        if v is not None and k in coloured | {"on_time_rate": 0, "online_dossier_rate": 0}
+    } and coloured["data_reuse_rate"] == t["data_reuse_rate"]  # fmt: skip

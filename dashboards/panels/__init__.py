@@ -1,0 +1,1 @@
+"""The panels of each dashboard, one module per dashboard (``dashboards.spec`` assembles them)."""
