@@ -92,13 +92,17 @@ def _assert_counted_once(pipeline: Pipeline, duplicates: int) -> None:
           (SELECT count() - uniqExact(event_id) FROM service_submissions FINAL) AS submissions,
           (SELECT count() - uniqExact(event_id) FROM service_events FINAL) AS service_events,
           (SELECT count() - uniqExact(event_id) FROM inspection_events FINAL) AS inspection_events,
+          (SELECT count() - uniqExact(event_id) FROM offering_events FINAL) AS offering_events,
+          (SELECT count() - uniqExact(agency_code, dossier_id) FROM dossier_lifecycle FINAL)
+            AS dossiers,
           (SELECT count() - uniqExact(agency_code, inspection_id) FROM counted_inspections)
             AS inspections,
           (SELECT count() FROM (SELECT DISTINCT _topic, _partition, _offset FROM duplicates))
             AS duplicates
     """)  # fmt: skip
     assert once == [{"submissions": 0, "service_events": 0, "inspection_events": 0,
-                     "inspections": 0, "duplicates": duplicates}]  # fmt: skip
+                     "offering_events": 0, "dossiers": 0, "inspections": 0,
+                     "duplicates": duplicates}]  # fmt: skip
 
 
 def test_faust_worker_sigkilled_three_times_mid_stream(pipeline: Pipeline, topics: Any) -> None:

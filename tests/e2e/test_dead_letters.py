@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from producers.simulation.messages import message_key
 from producers.simulation.raw import publish_raw
 from schemas.catalog import bundled_dir
 from schemas.topics import Topics
@@ -80,7 +81,8 @@ def test_unknown_agency_dead_letters_are_replayed_after_a_catalog_fix(
     bootstrap = pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"]
 
     restart_worker(pipeline)
-    publish_raw(bootstrap, topics, ((k, None, v) for k, v in messages))
+    # Keyed by entity (EVENTS.md), so no accepted event is forwarded to another partition.
+    publish_raw(bootstrap, topics, ((k, message_key(v), v) for k, v in messages))
     status = pipeline.wait_for(len(messages))
     assert status["by_result"]["refused"] == 7 and status["by_result"]["accepted"] == 1
     assert pipeline.stop_worker() == 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from producers.simulation.messages import message_key
 from producers.simulation.raw import publish_raw
 from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import bundled_dir, load_catalog
@@ -146,7 +147,7 @@ def test_crafted_scenario_gives_hand_computed_kpis(
     payloads, duplicates, refusals = crafted()
     pipeline.start_worker()
     publish_raw(pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], topics,
-                ((_kind(p), None, p) for p in payloads))  # fmt: skip
+                ((_kind(p), message_key(p), p) for p in payloads))  # fmt: skip
     status = pipeline.wait_for(len(payloads))
     assert status["by_result"]["duplicate"] == duplicates
     assert status["by_result"]["refused"] == sum(refusals.values())
@@ -204,7 +205,8 @@ def test_catalog_reload_without_restart(pipeline: Pipeline, topics: Any, tmp_pat
 
     def send_one() -> None:
         event = _insp("R1", "activity", "2024-06-01T08:00:00+07:00", "on_site", agency=unit)
-        publish_raw(bootstrap, topics, [("inspection", None, json.dumps(event).encode())])
+        raw = json.dumps(event).encode()
+        publish_raw(bootstrap, topics, [("inspection", message_key(raw), raw)])
 
     pipeline.start_worker()
     send_one()

@@ -90,7 +90,7 @@ def test_three_classifiers_one_killed_and_a_sink(
     sink, sink_status = _start(pipeline, "sink", "sink")
     wait_for_messages(sink_status, 0, timeout_s=60, alive=lambda: sink.poll() is None)
     workers = {f"c{i}": _start(pipeline, "classify", f"c{i}") for i in range(3)}
-    everything = {f"{t}/{p}" for t in (topics.inspections, topics.services)
+    everything = {f"{t}/{p}" for t in topics.events()  # inspections, services, offerings
                   for p in range(PARTITIONS)}  # fmt: skip
     unowned_since: dict[str, float] = {}
     longest_gap = 0.0

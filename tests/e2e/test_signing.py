@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
+from producers.simulation.messages import message_key
 from schemas.signing import SIGNATURE_HEADER, SigningKey, keyring_document, sign
 from tests.e2e.conftest import Pipeline
 from tests.e2e.test_pipeline import A, B, _insp
@@ -55,7 +56,7 @@ def test_forged_events_are_refused_and_never_counted(pipeline: Pipeline, topics:
     pipeline.start_worker()
     producer = KafkaProducer(bootstrap_servers=pipeline.env["PARWATCH_KAFKA_BOOTSTRAP"], acks="all")
     for value, headers in sent:
-        producer.send(topics.inspections, value=value, headers=headers)
+        producer.send(topics.inspections, key=message_key(value), value=value, headers=headers)
     producer.flush()
     producer.close()
     status = pipeline.wait_for(len(sent))
@@ -89,7 +90,9 @@ def test_a_key_retired_while_the_worker_runs_refuses_its_next_event(
 
     def send(iid: str, key: SigningKey) -> None:
         value = json.dumps(_insp(iid, "activity", "2024-06-03T09:00:00+07:00", "on_site")).encode()
-        producer.send(topics.inspections, value=value, headers=sign(value, key)).get(timeout=30)
+        producer.send(
+            topics.inspections, key=message_key(value), value=value, headers=sign(value, key)
+        ).get(timeout=30)
 
     try:
         send("RT1", old)
