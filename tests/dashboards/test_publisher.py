@@ -149,7 +149,7 @@ def test_publish_creates_then_updates_by_uid(grafana: tuple[FakeGrafana, str]) -
             ("GET", f"/api/datasources/uid/{DATASOURCE_UID}"),
             ("POST", "/api/datasources"),
         ]
-        + [("POST", "/api/dashboards/db")] * 3
+        + [("POST", "/api/dashboards/db")] * len(models)
     )
     assert all(auth == f"Bearer {TOKEN}" for _, p, auth, _ in state.requests if p != "/api/health")
     assert state.folders[FOLDER_UID]["title"] == FOLDER_TITLE
@@ -169,7 +169,7 @@ def test_publish_creates_then_updates_by_uid(grafana: tuple[FakeGrafana, str]) -
     calls = [(m, p) for m, p, _, _ in state.requests]
     assert ("POST", "/api/folders") not in calls and ("POST", "/api/datasources") not in calls
     assert ("PUT", f"/api/datasources/uid/{DATASOURCE_UID}") in calls
-    assert len(state.folders) == 1 and len(state.datasources) == 1 and len(state.dashboards) == 3
+    assert len(state.folders) == 1 and len(state.datasources) == 1 and len(state.dashboards) == len(models)
     assert state.datasources[DATASOURCE_UID]["id"] == 3
 
 

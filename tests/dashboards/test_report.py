@@ -14,6 +14,7 @@ import pytest
 from dashboards import charts
 from dashboards.report import write_report
 from dashboards.screenshot import DEFAULT_SIZE, find_chromium, screenshot
+from dashboards.spec import Targets, build_dashboards
 from parwatch.cli import main
 from schemas.kpi import rows_to_json
 from streams.warehouse.kpi_query import read_kpis
@@ -67,11 +68,23 @@ def test_report_is_self_contained_and_shows_the_kpis(loaded: Loaded, tmp_path: P
     info = write_report(loaded.client, out)
     page = out.read_text(encoding="utf-8")
     assert page == unicodedata.normalize("NFC", page)
-    assert info.panels == 18 and page.count('class="panel"') == 18
-    assert page.count("<svg") >= 9  # gauges, bars, time charts
+    n = sum(not p.live for d in build_dashboards(Targets()) for p in d.panels)
+    assert info.panels == n and page.count('class="panel"') == n
+    assert page.count("<svg") >= 12  # gauges, bars, time charts
     assert "<script" not in page and not re.search(r"(src|href)=|url\(|@import", page)
     assert "Kiểm tra qua mạng và hệ thống thông tin" in page
-    assert "Thủ tục chưa bao giờ điền sẵn" in page and "Sở Tư pháp" in page
+    assert "Bộ chỉ số 766" in page and "Sở Tư pháp" in page and "PAR INDEX" in page
+    # the first section: the three targets for the latest year, as parwatch kpi shows them
+    head = page[page.index('<section id="headline">') :]
+    head = head[: head.index("</section>")]
+    assert page.index('<section id="headline">') < page.index('<section id="parwatch-plan')
+    province = {r["period"]: r for r in rows_to_json(read_kpis(loaded.client, "year"))
+                if r["agency_code"] is None}  # fmt: skip
+    for key in ("full_process_offering_rate", "prefill_design_coverage",
+                "online_inspection_share"):  # fmt: skip
+        shown = charts.fmt_value(province["2025"][key], "percentunit")
+        assert f">{shown}</div>" in head, key
+    assert head.count("Dự báo tháng 12/2025") == 3 and "Năm 2025" in head
     # the default range covers all data: the gauge shows the whole data set's share, which
     # equals the province's share over the years (all inspections fall in 2024 and 2025)
     years = [r for r in rows_to_json(read_kpis(loaded.client, "year")) if r["agency_code"] is None]
