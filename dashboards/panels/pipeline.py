@@ -4,6 +4,7 @@ workers' own metrics (from Prometheus, ``live`` panels the report leaves to Graf
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from dashboards.spec import AGENCY, Dashboard, Panel
 
@@ -179,7 +180,7 @@ ORDER BY duplicates DESC, agency""",
 def _live_panels() -> tuple[Panel, ...]:
     """The workers' own metrics, from Prometheus (``streams/worker/metrics.py``): what the
     warehouse cannot show when it is the part that is down."""
-    live = {"unit": "short", "sql": "", "labels": {}, "time_series": True}
+    live: dict[str, Any] = {"unit": "short", "sql": "", "labels": {}, "time_series": True}
     return (
         Panel(
             key="live_messages",

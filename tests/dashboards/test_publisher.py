@@ -139,18 +139,14 @@ def test_publish_creates_then_updates_by_uid(grafana: tuple[FakeGrafana, str]) -
     assert (first.folder, first.datasource) == ("created", "created")
     assert first.dashboards == {m["uid"]: 1 for m in models.values()}
     calls = [(m, p) for m, p, _, _ in state.requests]
-    assert (
-        calls
-        == [
-            ("GET", "/api/health"),
-            ("GET", f"/api/plugins/{PLUGIN_ID}/settings"),
-            ("GET", f"/api/folders/{FOLDER_UID}"),
-            ("POST", "/api/folders"),
-            ("GET", f"/api/datasources/uid/{DATASOURCE_UID}"),
-            ("POST", "/api/datasources"),
-        ]
-        + [("POST", "/api/dashboards/db")] * len(models)
-    )
+    assert calls == [
+        ("GET", "/api/health"),
+        ("GET", f"/api/plugins/{PLUGIN_ID}/settings"),
+        ("GET", f"/api/folders/{FOLDER_UID}"),
+        ("POST", "/api/folders"),
+        ("GET", f"/api/datasources/uid/{DATASOURCE_UID}"),
+        ("POST", "/api/datasources"),
+    ] + [("POST", "/api/dashboards/db")] * len(models)
     assert all(auth == f"Bearer {TOKEN}" for _, p, auth, _ in state.requests if p != "/api/health")
     assert state.folders[FOLDER_UID]["title"] == FOLDER_TITLE
     ds = state.datasources[DATASOURCE_UID]
@@ -169,7 +165,8 @@ def test_publish_creates_then_updates_by_uid(grafana: tuple[FakeGrafana, str]) -
     calls = [(m, p) for m, p, _, _ in state.requests]
     assert ("POST", "/api/folders") not in calls and ("POST", "/api/datasources") not in calls
     assert ("PUT", f"/api/datasources/uid/{DATASOURCE_UID}") in calls
-    assert len(state.folders) == 1 and len(state.datasources) == 1 and len(state.dashboards) == len(models)
+    assert len(state.folders) == 1 and len(state.datasources) == 1
+    assert len(state.dashboards) == len(models)
     assert state.datasources[DATASOURCE_UID]["id"] == 3
 
 
