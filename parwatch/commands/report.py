@@ -30,8 +30,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "Run every panel's SQL of the Grafana dashboards against the warehouse "
             "(PARWATCH_CLICKHOUSE_URL), with all agencies and sectors, and write one "
             "self-contained HTML page (inline SVG charts, no script, nothing loaded from "
-            "outside). Default time range: all data (the KPI sections from the first to the "
-            "last counted fact, the pipeline section from the first to the last write). "
+            "outside). It opens with where the province stands on the plan's three targets "
+            "in the year of the range's end and what the projection says for December. "
+            "Default time range: all data (the KPI sections from the first to the last event, "
+            "the pipeline section from the first to the last write). "
             "--png also renders the page with headless Chromium."
         ),
     )
