@@ -110,14 +110,16 @@ FROM
 _CLASSIFICATIONS_SQL = """
 INSERT INTO inspection_classifications (agency_code, inspection_id, classification, has_online,
     has_in_person, activities, opened_at, concluded_at, cancelled, sector, version, updated_at,
-    kind)
+    kind, activities_at, activities_online)
 SELECT agency_code, inspection_id,
        multiIf(max(on_flag) = 1 AND max(ip_flag) = 1, 'hybrid', max(on_flag) = 1, 'online',
                max(ip_flag) = 1, 'in_person', 'unclassified'),
        max(on_flag), max(ip_flag),
        toUInt32(countIf(event_type = 'activity')), minIf(occurred_at, event_type = 'opened'),
        maxIf(occurred_at, event_type = 'concluded'), 0, NULL, count(), now64(3),
-       if(countIf(kind = 'thanh_tra') > 0, 'thanh_tra', 'kiem_tra')
+       if(countIf(kind = 'thanh_tra') > 0, 'thanh_tra', 'kiem_tra'),
+       arrayMap(a -> a.1, arraySort(groupArrayIf((occurred_at, on_flag), event_type = 'activity'))),
+       arrayMap(a -> a.2, arraySort(groupArrayIf((occurred_at, on_flag), event_type = 'activity')))
 FROM
 (
     SELECT *, toUInt8(event_type = 'activity' AND activity_online = 1) AS on_flag,
@@ -139,6 +141,11 @@ SELECT agency_code, dossier_id, s.2, if(s.1 = 0, NULL, fromUnixTimestamp64Milli(
        if(p.1 = 0, NULL, fromUnixTimestamp64Milli(p.1, 'UTC')), p.2,
        if(ps = 0, [], [fromUnixTimestamp64Milli(ps, 'UTC')]),
        if(ps = 0, [], [if(pe = 0, NULL, fromUnixTimestamp64Milli(pe, 'UTC'))]),
+       -- effective due: due_at pushed back by the pause when it began by then
+       if(s.8 < 0, NULL,
+          if(ps = 0 OR ps > s.8, fromUnixTimestamp64Milli(s.8, 'UTC'),
+             if(pe = 0, NULL, fromUnixTimestamp64Milli(s.8 + pe - ps, 'UTC')))),
+       if(e.1 = 0 OR ps = 0 OR ps >= e.1, 0, toUInt64(least(if(pe = 0, e.1, pe), e.1) - ps)),
        count(), now64(3)
 FROM
 (

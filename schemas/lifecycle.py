@@ -142,6 +142,24 @@ class Lifecycle:
         return out
 
 
+def effective_due(due_ms: int, pauses: list[tuple[int, int | None]]) -> int | None:
+    """The instant T after which the dossier is overdue: ``due + paused_before(t) < t`` holds
+    exactly for t > T (None: never, while a pause that began by the deadline has no reply).
+
+    ``due + paused_before(t) - t`` does not increase with t (slope -1 outside pauses, 0 inside),
+    so it crosses 0 once: at ``due``, pushed back by each pause that starts by the deadline
+    reached so far. A completion at c is on time exactly when c <= T. The KPI views compare
+    instants with T instead of summing pauses at every period end."""
+    deadline = due_ms
+    for start, end in pauses:
+        if start > deadline:
+            break
+        if end is None:
+            return None
+        deadline += end - start
+    return deadline
+
+
 def paused_before(pauses: list[tuple[int, int | None]], t: int) -> int:
     """Milliseconds of pause before instant ``t`` (an unanswered pause runs to ``t``)."""
     total = 0

@@ -14,7 +14,8 @@
 -- the dossier's events: the facts of its first `submitted` (by occurred_at, ties: the smaller
 -- event_id text), its first end (completed, rejected or withdrawn), its first `paid`, and its
 -- pauses (the union of the spans from each supplement_requested to the next
--- supplement_received; a NULL end: not answered yet). Empty strings and NULLs where the
+-- supplement_received; a NULL end: not answered yet), and what they imply (effective_due_at,
+-- paused_ms). Empty strings and NULLs where the
 -- dossier has no such event yet. `version` is the number of distinct events applied, so the
 -- row with the highest version is the complete state: read with FINAL.
 CREATE TABLE IF NOT EXISTS dossier_lifecycle
@@ -40,6 +41,11 @@ CREATE TABLE IF NOT EXISTS dossier_lifecycle
     payment_channel   LowCardinality(String),  -- online | counter | ''
     pause_starts      Array(DateTime64(3, 'UTC')),
     pause_ends        Array(Nullable(DateTime64(3, 'UTC'))),
+    -- service/2: the instant after which the dossier is overdue (due_at pushed back by the
+    -- pauses that began by the deadline; NULL while such a pause has no reply); a completion
+    -- at or before it is on time (schemas/lifecycle.py effective_due)
+    effective_due_at  Nullable(DateTime64(3, 'UTC')),
+    paused_ms         UInt64,                  -- pause time before the end (0 while open)
     version           UInt64,
     updated_at        DateTime64(3, 'UTC')
 )
@@ -296,11 +302,11 @@ FROM
         toUInt64(0) AS services_online,
         toUInt64(0) AS services_prefill_designed,
         toUInt64(submission_schema = 'service/2' OR on_time IS NOT NULL) AS dossiers_completed,
-        toUInt64(if(submission_schema = 'service/2', end_ms <= due_ms + paused, on_time = 1)) AS dossiers_completed_on_time,
+        toUInt64(if(submission_schema = 'service/2', effective_due_at IS NULL OR end_ms <= toUnixTimestamp64Milli(assumeNotNull(effective_due_at)), on_time = 1)) AS dossiers_completed_on_time,
         toUInt64(0) AS dossiers_open,
         toUInt64(0) AS dossiers_overdue,
         toUInt64(submission_schema = 'service/2') AS dossiers_resolved,
-        toInt64(if(submission_schema = 'service/2', end_ms - submitted_ms - paused, 0)) AS resolution_ms_total,
+        toInt64(if(submission_schema = 'service/2', end_ms - submitted_ms - paused_ms, 0)) AS resolution_ms_total,
         toUInt64(end_schema = 'service/2') AS completions_v2,
         toUInt64(end_schema = 'service/2' AND result_electronic = 1) AS results_electronic,
         toUInt64(0) AS payments,
@@ -309,12 +315,10 @@ FROM
     (
         SELECT
             toString(agency_code) AS agency_code, ended_at, submission_schema, on_time,
+            effective_due_at, paused_ms,
             end_schema, result_electronic,
             ifNull(toUnixTimestamp64Milli(ended_at), -1) AS end_ms,
-            ifNull(toUnixTimestamp64Milli(submitted_at), -1) AS submitted_ms,
-            ifNull(toUnixTimestamp64Milli(due_at), -1) AS due_ms,
-            if(empty(pause_starts), [], arrayMap(x -> toUnixTimestamp64Milli(x), pause_starts)) AS ps_ms, if(empty(pause_ends), [], arrayMap(x -> ifNull(toUnixTimestamp64Milli(x), -1), pause_ends)) AS pe_ms,
-            if(empty(ps_ms), toInt64(0), arraySum((ps, pe) -> if(ps < end_ms, least(if(pe < 0, end_ms, pe), end_ms) - ps, 0), ps_ms, pe_ms)) AS paused
+            ifNull(toUnixTimestamp64Milli(submitted_at), -1) AS submitted_ms
         FROM dossier_lifecycle FINAL
         WHERE end_type = 'completed'
     )
@@ -383,7 +387,7 @@ FROM
         toUInt64(0) AS dossiers_completed,
         toUInt64(0) AS dossiers_completed_on_time,
         toUInt64(1) AS dossiers_open,
-        toUInt64(due_ms + if(empty(ps_ms), toInt64(0), arraySum((ps, pe) -> if(ps < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, least(if(pe < 0, toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000, pe), toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000) - ps, 0), ps_ms, pe_ms)) < toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000) AS dossiers_overdue,
+        toUInt64(effective_ms >= 0 AND e_ms > effective_ms) AS dossiers_overdue,
         toUInt64(0) AS dossiers_resolved,
         toInt64(0) AS resolution_ms_total,
         toUInt64(0) AS completions_v2,
@@ -393,36 +397,34 @@ FROM
     FROM
     (
         SELECT
-            agency_code, due_ms, ps_ms, pe_ms,
-            -- the ends E of the periods P (first <= P <= last) at which the dossier is open:
-            -- submitted before E, no end before E
-            arrayFilter(
-                e -> toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 > submitted_ms
-                     AND (end_ms < 0 OR toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 <= end_ms)
-                     AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period,
-                arrayMap(k -> submitted_period + @interval@(k),
-                         range(1, toUInt64(greatest(0, dateDiff('@grain@', submitted_period,
-                             if(end_ms < 0, last_period,
-                                least(@trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)))
-            ) AS open_ends
+            agency_code, effective_ms, submitted_ms, end_ms, first_period, last_period,
+            submitted_period + @interval@(k) AS e,
+            toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 AS e_ms
         FROM
         (
             SELECT
                 toString(agency_code) AS agency_code,
                 ifNull(toUnixTimestamp64Milli(submitted_at), -1) AS submitted_ms,
                 ifNull(toUnixTimestamp64Milli(ended_at), -1) AS end_ms,
-                ifNull(toUnixTimestamp64Milli(due_at), -1) AS due_ms,
-                if(empty(pause_starts), [], arrayMap(x -> toUnixTimestamp64Milli(x), pause_starts)) AS ps_ms, if(empty(pause_ends), [], arrayMap(x -> ifNull(toUnixTimestamp64Milli(x), -1), pause_ends)) AS pe_ms,
+                -- overdue at E exactly when E > effective_due_at (-1: never while unanswered)
+                ifNull(toUnixTimestamp64Milli(effective_due_at), -1) AS effective_ms,
                 @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
                 @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
-                @trunc@(toDate(assumeNotNull(submitted_at), 'Asia/Ho_Chi_Minh')) AS submitted_period
+                @trunc@(toDate(assumeNotNull(submitted_at), 'Asia/Ho_Chi_Minh')) AS submitted_period,
+                -- candidate period ends E = the k-th period start after the submission's
+                range(1, toUInt64(greatest(0, dateDiff('@grain@', submitted_period,
+                    if(end_ms < 0, last_period,
+                       least(@trunc@(toDate(toDateTime(intDiv(end_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)) AS ks
             FROM dossier_lifecycle FINAL
             -- service/2 dossiers still open at the end of their submission's period or later
             WHERE submission_schema = 'service/2' AND due_at IS NOT NULL
               AND (ended_at IS NULL OR end_ms >= toInt64(toUnixTimestamp(toDateTime(submitted_period + @interval@(1), 'Asia/Ho_Chi_Minh'))) * 1000)
         )
+        ARRAY JOIN ks AS k
     )
-    ARRAY JOIN open_ends AS e
+    -- open at E: submitted before E, no end before E; P (E's period) within the range
+    WHERE e_ms > submitted_ms AND (end_ms < 0 OR e_ms <= end_ms)
+      AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period
 )
 GROUP BY agency_code, period_start, service
 UNION ALL
@@ -535,8 +537,8 @@ SELECT agency_code, period_start, service,
 FROM
 (
     SELECT
-        toString(a.agency_code) AS agency_code,
-        @trunc@(toDate(a.occurred_at, 'Asia/Ho_Chi_Minh')) AS period_start,
+        toString(c.agency_code) AS agency_code,
+        @trunc@(toDate(activity_at, 'Asia/Ho_Chi_Minh')) AS period_start,
         '' AS service,
         toUInt64(0) AS inspections_online,
         toUInt64(0) AS inspections_hybrid,
@@ -544,7 +546,7 @@ FROM
         toUInt64(0) AS inspections_unclassified,
         toUInt64(0) AS inspections_thanh_tra,
         toUInt64(1) AS activities,
-        toUInt64(a.activity_online = 1) AS activities_online,
+        toUInt64(activity_online = 1) AS activities_online,
         toUInt64(0) AS dossiers_submitted,
         toUInt64(0) AS online_submissions,
         toUInt64(0) AS online_full_process,
@@ -569,14 +571,9 @@ FROM
         toUInt64(0) AS results_electronic,
         toUInt64(0) AS payments,
         toUInt64(0) AS payments_online
-    FROM inspection_events AS a FINAL
-    INNER JOIN
-    (
-        SELECT agency_code, inspection_id
-        FROM inspection_classifications FINAL
-        WHERE cancelled = 0 AND kind != 'thanh_tra'
-    ) AS c ON a.agency_code = c.agency_code AND a.inspection_id = c.inspection_id
-    WHERE a.event_type = 'activity'
+    FROM inspection_classifications AS c FINAL
+    ARRAY JOIN c.activities_at AS activity_at, c.activities_online AS activity_online
+    WHERE c.cancelled = 0 AND c.kind != 'thanh_tra'
 )
 GROUP BY agency_code, period_start, service
 UNION ALL
@@ -652,29 +649,32 @@ FROM
     FROM
     (
         SELECT
-            agency_code, level, prefill_designed,
-            procedure_code IN (SELECT code FROM procedures WHERE full_process_eligible = 1)
-                AS eligible,
-            toUnixTimestamp64Milli(valid_from) AS from_ms,
-            ifNull(toUnixTimestamp64Milli(valid_to), toInt64(-1)) AS to_ms,
-            @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
-            @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
-            @trunc@(toDate(toDateTime(intDiv(from_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS from_period,
-            -- the ends E of the periods P (first <= P <= last) at which this state holds:
-            -- valid_from <= E < valid_to
-            arrayFilter(
-                e -> toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 >= from_ms
-                     AND (to_ms < 0 OR toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 < to_ms)
-                     AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period,
-                arrayMap(k -> from_period + @interval@(k),
-                         range(0, toUInt64(greatest(0, dateDiff('@grain@', from_period,
-                             if(to_ms < 0, last_period,
-                                least(@trunc@(toDate(toDateTime(intDiv(to_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)))
-            ) AS ends
-        FROM service_offering_history
-        WHERE level != 'not_offered'
+            agency_code, level, prefill_designed, eligible, from_ms, to_ms, first_period,
+            last_period, from_period + @interval@(k) AS e,
+            toInt64(toUnixTimestamp(toDateTime(e, 'Asia/Ho_Chi_Minh'))) * 1000 AS e_ms
+        FROM
+        (
+            SELECT
+                agency_code, level, prefill_designed,
+                procedure_code IN (SELECT code FROM procedures WHERE full_process_eligible = 1)
+                    AS eligible,
+                toUnixTimestamp64Milli(valid_from) AS from_ms,
+                ifNull(toUnixTimestamp64Milli(valid_to), toInt64(-1)) AS to_ms,
+                @trunc@(toDate(toDateTime(intDiv((SELECT lo_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS first_period,
+                @trunc@(toDate(toDateTime(intDiv((SELECT hi_ms FROM kpi_bounds), 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS last_period,
+                @trunc@(toDate(toDateTime(intDiv(from_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')) AS from_period,
+                -- candidate period ends E = the k-th period start from valid_from's
+                range(0, toUInt64(greatest(0, dateDiff('@grain@', from_period,
+                    if(to_ms < 0, last_period,
+                       least(@trunc@(toDate(toDateTime(intDiv(to_ms, 1000), 'UTC'), 'Asia/Ho_Chi_Minh')), last_period)))) + 2)) AS ks
+            FROM service_offering_history
+            WHERE level != 'not_offered'
+        )
+        ARRAY JOIN ks AS k
     )
-    ARRAY JOIN ends AS e
+    -- the state holds at E: valid_from <= E < valid_to; P (E's period) within the range
+    WHERE e_ms >= from_ms AND (to_ms < 0 OR e_ms < to_ms)
+      AND e - @interval@(1) >= first_period AND e - @interval@(1) <= last_period
 )
 GROUP BY agency_code, period_start, service;
 
@@ -808,8 +808,10 @@ FROM
         uniqExactIf(f.service, f.online_submissions > 0) AS services_with_online_dossiers,
         uniqExactIf(f.service, f.online_prefilled > 0) AS services_with_prefilled_dossiers
     FROM kpi_facts_@grain@ AS f
-    GROUP BY GROUPING SETS ((agency_code, period_start), (period_start))
-    HAVING inspections_online > 0 OR inspections_hybrid > 0 OR inspections_in_person > 0 OR inspections_unclassified > 0 OR inspections_thanh_tra > 0 OR activities > 0 OR activities_online > 0 OR dossiers_submitted > 0 OR online_submissions > 0 OR online_full_process > 0 OR dossiers_reusing > 0 OR dossiers_v2 > 0 OR dossiers_digitized > 0 OR online_prefilled > 0 OR form_fields_total > 0 OR form_fields_prefilled > 0 OR services_existing > 0 OR services_eligible > 0 OR services_full_process > 0 OR services_online > 0 OR services_prefill_designed > 0 OR dossiers_completed > 0 OR dossiers_completed_on_time > 0 OR dossiers_open > 0 OR dossiers_overdue > 0 OR dossiers_resolved > 0 OR completions_v2 > 0 OR results_electronic > 0 OR payments > 0 OR payments_online > 0
+    -- ROLLUP aggregates the facts once and merges the agencies' states into the province's
+    -- (GROUPING SETS would read the facts once per set); the grand total is dropped.
+    GROUP BY period_start, agency_code WITH ROLLUP
+    HAVING grouping(period_start) = 0 AND (inspections_online > 0 OR inspections_hybrid > 0 OR inspections_in_person > 0 OR inspections_unclassified > 0 OR inspections_thanh_tra > 0 OR activities > 0 OR activities_online > 0 OR dossiers_submitted > 0 OR online_submissions > 0 OR online_full_process > 0 OR dossiers_reusing > 0 OR dossiers_v2 > 0 OR dossiers_digitized > 0 OR online_prefilled > 0 OR form_fields_total > 0 OR form_fields_prefilled > 0 OR services_existing > 0 OR services_eligible > 0 OR services_full_process > 0 OR services_online > 0 OR services_prefill_designed > 0 OR dossiers_completed > 0 OR dossiers_completed_on_time > 0 OR dossiers_open > 0 OR dossiers_overdue > 0 OR dossiers_resolved > 0 OR completions_v2 > 0 OR results_electronic > 0 OR payments > 0 OR payments_online > 0)
 );
 
 -- @end

@@ -42,7 +42,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "channel", "service_level", "fields_total", "fields_prefilled", "due_at", "digitized",
         "reused_components", "ended_at", "end_type", "end_schema", "on_time",
         "result_electronic", "paid_at", "payment_channel", "pause_starts", "pause_ends",
-        "version", "updated_at",
+        "effective_due_at", "paused_ms", "version", "updated_at",
     ),
     "dead_letters": (
         "reason", "detail", "errors", "agency_code", "event_id", "payload", "_topic",

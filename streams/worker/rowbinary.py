@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
-from schemas.lifecycle import Lifecycle
+from schemas.lifecycle import Lifecycle, effective_due, paused_before
 from schemas.offering import OfferingEventV1
 from schemas.service import ServiceEvent, ServiceEventV2
 from streams.worker.classify import Activity, InspectionState, prefill_class, ticks_ms
@@ -265,12 +265,17 @@ def lifecycle(agency: str, dossier_id: str, lc: Lifecycle, version: int, now_ms:
         tail += _NO_PAYMENT
     else:
         tail += _AT(0, paid[0]) + _LC[lc.payment_channel or ""]
+    due = sub.due_ms if sub is not None else None
     if lc.supplements:
         spans = lc.pauses()
         n = _varint(len(spans))
         tail += b"".join((n, *(_I64(s) for s, _ in spans), n, *(_nt64(e) for _, e in spans)))
+        effective = None if due is None else effective_due(due, spans)
+        paused = paused_before(spans, ended[0]) if ended is not None else 0
     else:
         tail += _NO_PAUSES
+        effective, paused = due, 0
+    tail += _nt64(effective) + _U64(paused)
     return b"".join(
         (_LC[agency], _str(dossier_id), head, tail, _TAIL_LC(version, now_ms))
     )  # fmt: skip

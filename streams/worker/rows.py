@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from schemas.errors import InvalidEvent
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
-from schemas.lifecycle import Lifecycle
+from schemas.lifecycle import Lifecycle, effective_due, paused_before
 from schemas.offering import OfferingEventV1
 from schemas.service import ServiceEvent, ServiceEventV2
 from streams.warehouse.tables import Row
@@ -61,7 +61,8 @@ def classification_row(agency: str, inspection_id: str, st: InspectionState, now
 
 def lifecycle_row(agency: str, dossier_id: str, lc: Lifecycle, version: int, now: datetime) -> Row:
     """``dossier_lifecycle``: '' and 0 for the facts of an event the dossier has not had, NULL
-    for its instants and flags; ``version``: the number of distinct events applied."""
+    for its instants and flags; the effective due date its pauses imply and the pause time
+    before its end (``schemas.lifecycle``); ``version``: the number of distinct events applied."""
     sub, end = lc.submission, lc.ending
     spans = lc.pauses()
     return [
@@ -75,7 +76,9 @@ def lifecycle_row(agency: str, dossier_id: str, lc: Lifecycle, version: int, now
         end.schema if end else "", _flag(end.on_time) if end else None,
         _flag(end.result_electronic) if end else None,
         lc.paid[0] if lc.paid else None, lc.payment_channel or "",
-        [s for s, _ in spans], [e for _, e in spans], version, now,
+        [s for s, _ in spans], [e for _, e in spans],
+        effective_due(sub.due_ms, spans) if sub and sub.due_ms is not None else None,
+        paused_before(spans, lc.ended[0]) if lc.ended else 0, version, now,
     ]  # fmt: skip
 
 
