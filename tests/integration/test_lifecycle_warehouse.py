@@ -50,7 +50,8 @@ def _expected(dossier_id: str, version: int = 5) -> dict[str, Any]:
         "ended_at": _at(COMPLETED), "end_type": "completed", "end_schema": "service/2",
         "on_time": None, "result_electronic": 1, "paid_at": _at(PAID),
         "payment_channel": "online", "pause_starts": [_at(REQUESTED)],
-        "pause_ends": [_at(RECEIVED)], "version": version, "updated_at": NOW,
+        "pause_ends": [_at(RECEIVED)], "effective_due_at": _at("2024-06-22T17:00:00+07:00"),
+        "paused_ms": 2 * 86_400_000, "version": version, "updated_at": NOW,
     }  # fmt: skip
 
 
@@ -82,7 +83,8 @@ def _lifecycles(warehouse: Any) -> dict[str, dict[str, Any]]:
     out = {}
     for r in got:
         row = dict(zip(names, r, strict=True))
-        for col in ("submitted_at", "due_at", "ended_at", "paid_at", "updated_at"):
+        for col in ("submitted_at", "due_at", "ended_at", "paid_at", "effective_due_at",
+                    "updated_at"):  # fmt: skip
             if row[col] is not None:
                 row[col] = row[col].replace(tzinfo=UTC)
         row["pause_starts"] = [t.replace(tzinfo=UTC) for t in row["pause_starts"]]

@@ -128,7 +128,9 @@ def test_the_lifecycle_row_holds_every_fact_of_the_dossier() -> None:
         "ended_at": _ms(COMPLETED), "end_type": "completed", "end_schema": "service/2",
         "on_time": None, "result_electronic": 1, "paid_at": _ms(PAID),
         "payment_channel": "online", "pause_starts": [_ms(REQUESTED)],
-        "pause_ends": [_ms(RECEIVED)], "version": 5, "updated_at": NOW,
+        "pause_ends": [_ms(RECEIVED)],
+        "effective_due_at": _ms("2024-06-22T17:00:00+07:00"),  # due_at + the 2-day pause
+        "paused_ms": 2 * 86_400_000, "version": 5, "updated_at": NOW,
     }  # fmt: skip
     tables = run.out.take()
     assert len(tables["dossier_lifecycle"]) == 1 and not run.out.dossiers
