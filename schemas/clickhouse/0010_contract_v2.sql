@@ -3,8 +3,9 @@
 -- Rows written before this migration are service/1 and inspection/1 events: the new columns
 -- stay NULL for them (no due date, no kind: `kiem_tra`).
 
+-- inspection_events.kind: as sent; NULL when the event did not carry one.
 ALTER TABLE inspection_events
-    ADD COLUMN IF NOT EXISTS kind LowCardinality(Nullable(String));  -- as sent; NULL = absent
+    ADD COLUMN IF NOT EXISTS kind LowCardinality(Nullable(String));
 
 -- The latest `kind` an inspection's events carried (by occurred_at); `kiem_tra` when none did.
 -- Its activities, each once: when each occurred and whether it was online (the KPI views count

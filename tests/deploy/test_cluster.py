@@ -151,7 +151,7 @@ LIFECYCLE_COLUMNS = (
     "agency_code, dossier_id, procedure_code, submitted_at, submission_schema, channel, "
     "service_level, fields_total, fields_prefilled, due_at, digitized, reused_components, "
     "ended_at, end_type, end_schema, on_time, result_electronic, paid_at, payment_channel, "
-    "pause_starts, pause_ends, version, updated_at"
+    "pause_starts, pause_ends, effective_due_at, paused_ms, version, updated_at"
 )
 ROWS = {
     "inspection_classifications": (
@@ -179,18 +179,18 @@ ROWS = {
             # after 4 days, before its due date, electronic result.
             "('TH-S-TP', 'D1', '1.001193', '2024-03-01 01:00:00', 'service/2', 'online', "
             "'full_process', 10, 10, '2024-03-10 01:00:00', 1, 0, '2024-03-05 01:00:00', "
-            "'completed', 'service/2', NULL, 1, '2024-03-02 01:00:00', 'online', [], [], 3, "
-            "now64())",
+            "'completed', 'service/2', NULL, 1, '2024-03-02 01:00:00', 'online', [], [], "
+            "'2024-03-10 01:00:00', 0, 3, now64())",
             # D2: online partial, nothing prefilled, 1 component reused, not digitised; a one-day
             # pause moves its due date to 03-06; completed 03-08: late, 6 - 1 = 5 days.
             "('TH-S-TP', 'D2', '1.000656', '2024-03-02 01:00:00', 'service/2', 'online', "
             "'partial', 10, 0, '2024-03-05 01:00:00', 0, 1, '2024-03-08 01:00:00', "
             "'completed', 'service/2', NULL, 0, NULL, '', ['2024-03-03 01:00:00'], "
-            "['2024-03-04 01:00:00'], 4, now64())",
+            "['2024-03-04 01:00:00'], '2024-03-06 01:00:00', 86400000, 4, now64())",
             # D3: a service/1 counter dossier, completed on time by its flag.
             "('TH-S-TP', 'D3', '1.000894', '2024-04-01 01:00:00', 'service/1', 'counter', '', "
             "0, 0, NULL, NULL, 0, '2024-04-03 01:00:00', 'completed', 'service/1', 1, NULL, "
-            "NULL, '', [], [], 2, now64())",
+            "NULL, '', [], [], NULL, 0, 2, now64())",
         ],
     ),
     "offering_events": (
