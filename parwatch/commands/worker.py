@@ -90,6 +90,7 @@ def worker_config(settings: Settings, role: str = "all", engine: str = "batch") 
         engine=engine,  # type: ignore[arg-type]
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
+        faust_dir=settings.data_dir / "faust",
         rows_topic=settings.topic_warehouse_rows,
         topics=settings.topics,
         app_id=settings.app_id,

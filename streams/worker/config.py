@@ -54,6 +54,7 @@ class WorkerConfig:
     decode_processes: int = 1  # 1: decode in a child process (see ``decoder``); 0: in this one
     web_host: str = "127.0.0.1"  # the Faust engine's web server (health, status)
     web_port: int = 6066
+    faust_dir: Path | None = None  # the Faust engine's data directory (None: Faust's own default)
 
     @property
     def sink_group(self) -> str:

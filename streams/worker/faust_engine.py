@@ -67,8 +67,10 @@ def credentials(options: Mapping[str, Any]) -> Any:
 def make_app(cfg: WorkerConfig) -> faust.App:
     """The Faust application for ``cfg``: its group, timeouts, commits and loopback web server."""
     session = cfg.session_timeout_s
+    extra: dict[str, Any] = {} if cfg.faust_dir is None else {"datadir": str(cfg.faust_dir)}
     return faust.App(
         cfg.app_id,
+        **extra,
         broker=[f"kafka://{h}" for h in cfg.bootstrap.split(",")],
         broker_credentials=credentials(cfg.kafka_options),
         broker_client_id=f"{cfg.app_id}-faust",

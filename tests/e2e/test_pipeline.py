@@ -106,34 +106,50 @@ def _kind(raw: bytes) -> str:
     return "inspection" if b"inspection" in raw else "service"
 
 
-def _row(agency: str | None, period: str, **values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "agency_code": agency, "period": period,
-        "inspections_online": 0, "inspections_hybrid": 0, "inspections_in_person": 0,
-        "inspections_unclassified": 0, "online_inspection_share": None,
-        "online_submissions": 0, "prefilled_submission_share": None, "prefill_depth": None,
-        "service_prefill_coverage": None, "full_process_share": None, "on_time_rate": None,
-    }  # fmt: skip
-    row.update(values)
-    return row
-
-
+# Hand-computed figures of the crafted traffic (contract v2's KPIs over v1 events: the dossiers
+# are service/1, never counted while open, on time by their flag).
 INSPECTIONS_JUNE = {
     "inspections_online": 1, "inspections_hybrid": 1, "inspections_in_person": 1,
     "inspections_unclassified": 1, "online_inspection_share": 1 / 3,
+    # June activities of checks not cancelled: I1's two online, I2's on-site and online ones.
+    "activities": 4, "activities_online": 3, "online_activity_share": 3 / 4,
 }  # fmt: skip
 SERVICES_JUNE = {
-    "online_submissions": 3, "prefilled_submission_share": 2 / 3, "prefill_depth": 14 / 28,
-    "service_prefill_coverage": 1 / 2, "full_process_share": 2 / 5, "on_time_rate": 2 / 3,
+    "dossiers_submitted": 5, "online_submissions": 3, "online_dossier_rate": 3 / 5,
+    "online_full_process": 2, "full_process_dossier_rate": 2 / 5,
+    "prefilled_submission_share": 2 / 3, "prefill_depth": 14 / 28,
+    "prefill_observed_coverage": 1 / 2, "data_reuse_rate": 2 / 5, "digitization_rate": None,
+    "dossiers_completed": 3, "dossiers_completed_on_time": 2, "on_time_rate": 2 / 3,
+    "dossiers_open": 0, "average_resolution_days": None, "electronic_result_rate": None,
+    "full_process_offering_rate": None,
 }  # fmt: skip
+# May: I6 concluded online (B); I3's two in-person activities (A; I3 concludes in June).
 MAY_ONLINE = {"inspections_online": 1, "online_inspection_share": 1.0}
-EXPECTED_MONTHS = [
-    _row(None, "2024-05", **MAY_ONLINE),
-    _row(B, "2024-05", **MAY_ONLINE),
-    _row(None, "2024-06", **INSPECTIONS_JUNE, **SERVICES_JUNE),
-    _row(B, "2024-06", **SERVICES_JUNE),
-    _row(A, "2024-06", **INSPECTIONS_JUNE),
-]
+EXPECTED_MONTHS = {
+    (None, "2024-05"): MAY_ONLINE | {"activities": 3, "activities_online": 1},
+    (B, "2024-05"): MAY_ONLINE | {"activities": 1, "activities_online": 1},
+    (A, "2024-05"): {
+        "activities": 2,
+        "activities_online": 0,
+        "online_activity_share": 0.0,
+        "online_inspection_share": None,
+    },
+    (None, "2024-06"): INSPECTIONS_JUNE | SERVICES_JUNE,
+    (B, "2024-06"): SERVICES_JUNE,
+    (A, "2024-06"): INSPECTIONS_JUNE,
+}
+
+
+def _assert_rows(rows: list[dict[str, Any]], expected: dict[Any, dict[str, Any]]) -> None:
+    by_key = {(r["agency_code"], r["period"]): r for r in rows}
+    assert set(by_key) == set(expected)
+    for key, values in expected.items():
+        for name, want in values.items():
+            got = by_key[key][name]
+            if isinstance(want, float):
+                assert got == pytest.approx(want, rel=1e-12), (key, name)
+            else:
+                assert got == want, (key, name)
 
 
 ENGINES = pytest.mark.parametrize("engine", ["batch", "faust"])
@@ -157,9 +173,12 @@ def test_crafted_scenario_gives_hand_computed_kpis(
     letters = [json.loads(m.value) for m in dead_topic]
     assert sorted(d["reason"] for d in letters) == sorted(refusals)
     assert all(d["topic"] in (topics.inspections, topics.services) for d in letters)
-    assert pipeline.cli_json("kpi", "--json") == EXPECTED_MONTHS
+    _assert_rows(pipeline.cli_json("kpi", "--json"), EXPECTED_MONTHS)
     quarter = pipeline.cli_json("kpi", "--json", "--period", "quarter", "--agency", A)
-    assert quarter == [_row(A, "2024-Q2", **INSPECTIONS_JUNE)]
+    _assert_rows(
+        quarter,
+        {(A, "2024-Q2"): INSPECTIONS_JUNE | {"activities": 6, "online_activity_share": 3 / 6}},
+    )
     dead = pipeline.cli_json(
         "sql", "--json", "SELECT reason, count() AS n FROM dead_letters GROUP BY reason"
     )

@@ -182,7 +182,7 @@ def test_prometheus_scrapes_the_worker_through_an_outage(
         assert prom.value("max_over_time(parwatch_warehouse_down[10m])") == 1
         assert prom.value("parwatch_warehouse_down") == 0
         assert (prom.value("sum(parwatch_rows_written_total)") or 0) > 0
-        assert prom.value("parwatch_assigned_partitions") == 12  # two topics of 6
+        assert prom.value("parwatch_assigned_partitions") == 18  # three event topics of 6
         assert http_status(f"{endpoint}/readyz") == 200
         # Every live panel of the pipeline-health dashboard: its PromQL runs on this Prometheus
         # and has series (the panels read what this test has just checked).
