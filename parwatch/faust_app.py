@@ -42,7 +42,6 @@ def _build() -> FaustEngine:
     engine = FaustEngine(cfg)
     endpoint: list[QueryServer] = []
 
-    @engine.app.task
     async def _start() -> None:
         if cfg.role != "classify" and cfg.warehouse.embedded:
             loop = asyncio.get_running_loop()
@@ -51,7 +50,12 @@ def _build() -> FaustEngine:
                 endpoint.append(server)
         await engine.start_chain()
 
-    @engine.app.on_before_shutdown.connect
+    # Registered by a plain call: ``App.task`` is ``@no_type_check`` in Faust, so as a decorator
+    # it would make ``_start`` untyped.
+    engine.app.task(_start)
+
+    # mode's SignalHandlerT accepts no function, not even one of its exact signature.
+    @engine.app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close(app: object, **kwargs: object) -> None:
         await engine.chain.close()
         for server in endpoint:

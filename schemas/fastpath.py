@@ -114,9 +114,9 @@ class FastOfferingEventV1(OfferingEventV1):
 
 FastEvent = FastInspectionEventV1 | FastServiceEventV1 | FastServiceEventV2 | FastOfferingEventV1
 
-FAST_ADAPTER: TypeAdapter[
-    InspectionEventV1 | ServiceEventV1 | ServiceEventV2 | OfferingEventV1
-] = TypeAdapter(Annotated[FastEvent, Field(discriminator="schema_version")])
+FAST_ADAPTER: TypeAdapter[InspectionEventV1 | ServiceEventV1 | ServiceEventV2 | OfferingEventV1] = (
+    TypeAdapter(Annotated[FastEvent, Field(discriminator="schema_version")])
+)
 
 
 # The fields of each fast model that hold a nested model (``decoding._nested`` of the contract's

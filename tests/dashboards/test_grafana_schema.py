@@ -52,7 +52,9 @@ def _program(models: dict[str, dict[str, object]]) -> str:
         lines.append(
             f"export const d{n}: Wire<Dashboard> = {json.dumps(model, ensure_ascii=False)};"
         )
-        for i, panel in enumerate(model["panels"]):  # type: ignore[attr-defined]
+        panels = model["panels"]
+        assert isinstance(panels, list)
+        for i, panel in enumerate(panels):
             name = PANEL_TYPES[panel["type"]]
             lines.append(
                 f"export const d{n}p{i}o: Saved<{name}.Options> = {json.dumps(panel['options'])};"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dashboards.macros import TimeRange
 from dashboards.panels.scorecard import COLUMNS, PROVINCE
 from schemas.catalog import load_catalog
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
@@ -25,7 +26,6 @@ from tests.dashboards.test_panel_sql import (
     BY_KEY,
     MS,
     VN,
-    TimeRange,
     period_range,
     rows,
     variables,
@@ -233,5 +233,6 @@ def test_annual_indices_equal_the_reference_file(loaded: Loaded) -> None:
     for r in ranks:
         year = (r["time"] + timedelta(hours=7)).year
         for name in ("PAR_INDEX", "SIPAS", "PAPI", "PCI"):
-            w = want.get((name, year))
-            assert r[name.lower()] == (int(w["rank"]) if w and w["rank"] else None), (name, year)
+            ref = want.get((name, year))
+            rank = int(ref["rank"]) if ref and ref["rank"] else None
+            assert r[name.lower()] == rank, (name, year)

@@ -50,7 +50,9 @@ def _t(text: str) -> str:
     return text if "+" in text[10:] or text.endswith("Z") else f"2024-{text}:00+07:00"
 
 
-def offering(name: str, agency: str, procedure: str, at: str, level: str, prefill: bool) -> dict:
+def offering(
+    name: str, agency: str, procedure: str, at: str, level: str, prefill: bool
+) -> dict[str, Any]:
     return {
         "schema": "offering/1", "event_id": _id(name), "occurred_at": _t(at),
         "agency_code": agency, "procedure_code": procedure, "level": level,
@@ -59,7 +61,7 @@ def offering(name: str, agency: str, procedure: str, at: str, level: str, prefil
 
 
 def dossier(name: str, kind: str, at: str, agency: str = TP, procedure: str = "1.001193",
-            schema: str = "service/2", **fields: Any) -> dict:  # fmt: skip
+            schema: str = "service/2", **fields: Any) -> dict[str, Any]:  # fmt: skip
     return {
         "schema": schema, "event_id": _id(f"{name}:{kind}:{at}"), "event_type": kind,
         "occurred_at": _t(at), "agency_code": agency, "procedure_code": procedure,
@@ -67,7 +69,7 @@ def dossier(name: str, kind: str, at: str, agency: str = TP, procedure: str = "1
     }  # fmt: skip
 
 
-def inspection(name: str, event_type: str, at: str, **fields: Any) -> dict:
+def inspection(name: str, event_type: str, at: str, **fields: Any) -> dict[str, Any]:
     return {
         "schema": "inspection/1", "event_id": _id(f"{name}:{event_type}:{at}"),
         "event_type": event_type,
@@ -75,11 +77,11 @@ def inspection(name: str, event_type: str, at: str, **fields: Any) -> dict:
     }  # fmt: skip
 
 
-def _form(total: int, prefilled: int) -> dict:
+def _form(total: int, prefilled: int) -> dict[str, int]:
     return {"fields_total": total, "fields_prefilled": prefilled}
 
 
-EVENTS: list[dict] = [
+EVENTS: list[dict[str, Any]] = [
     offering("O1a", TP, "1.001193", "05-01T00:00", "partial", False),
     offering("O1b", TP, "1.001193", "06-15T10:00", "full_process", True),
     offering("O2", TP, "1.000656", "06-01T03:00", "full_process", True),

@@ -13,14 +13,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import load_catalog
 from schemas.lifecycle import ServiceFacts
-from streams.worker.classify import facts_of
+from streams.worker.classify import PlainFacts, facts_of
 from streams.worker.decoder import Decoder
-from streams.worker.processor import INSPECTION, REFUSAL, SERVICE
+from streams.worker.processor import INSPECTION, REFUSAL, SERVICE, Decoded, Decoding
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -42,14 +42,14 @@ def _batch() -> list[tuple[str, int, list[_Msg]]]:
 
 async def _decode(
     processes: int, groups: list[tuple[str, int, list[_Msg]]], inline: float | None = None
-) -> list[object]:
+) -> list[Decoding]:
     decoder = Decoder(processes)
     if inline is not None:
         decoder.inline_share = inline
     try:
         await decoder.start()
         codes = frozenset(load_catalog().agencies)
-        return list(await decoder.submit(groups, NOW, codes))  # type: ignore[arg-type]
+        return list(await decoder.submit(groups, NOW, codes))
     finally:
         folder = decoder._folder
         decoder.close()
@@ -66,14 +66,15 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
     # Part decoded here, the rest in the child: a cut inside a partition's run, and the ends.
     for inline in (0.37, 0.0, 1.0):
         assert asyncio.run(_decode(1, groups, inline)) == here, inline
-    kinds = [d[0] for d in here]  # type: ignore[index]
+    kinds = [d[0] for d in here]
     assert kinds.count(REFUSAL) >= 10 and kinds.count(INSPECTION) and kinds.count(SERVICE)
     # Positions follow the groups: the first service/inspection row of group 2 has its offset.
     last = here[-1]
-    assert last[0] == REFUSAL and last[1][-2] == 99_999  # type: ignore[index]
+    assert last[0] == REFUSAL and last[1][-2] == 99_999
     for d in here:
-        if d[0] != REFUSAL:  # type: ignore[index]
-            kind, key, event_key, agency, entity, facts, own = d  # type: ignore[misc]
+        if d[0] != REFUSAL:
+            assert isinstance(d, Decoded)  # no partitions given: nothing is forwarded
+            kind, key, event_key, agency, entity, facts, own = d
             assert key == f"{agency}:{entity}" and isinstance(event_key, int)  # UUID.int
             # Own rows: RowBinary, each starting with the event_id (high, low 64 bits).
             assert own and all(isinstance(r, bytes) for r in own)
@@ -83,18 +84,20 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
             # Facts: an inspection's activity facts, a service event's lifecycle facts.
             assert (facts is not None) == (kind in (INSPECTION, SERVICE)) and len(own) <= 2
             if kind == SERVICE:  # plain tuples, made ServiceFacts again by the worker
-                assert type(facts) is tuple and type(facts_of(facts)) is ServiceFacts
+                assert type(facts) is tuple
+                plain = cast(PlainFacts, facts)  # a service event's facts (``Decoded.facts``)
+                assert type(facts_of(plain)) is ServiceFacts
 
 
 def test_cut_and_balance() -> None:
     from streams.worker.decoder import INLINE_MAX, _cut
 
     groups = [("t", p, list(range(10 * p, 10 * p + n))) for p, n in enumerate([3, 4, 2])]
-    head, tail = _cut(groups, 5)  # type: ignore[arg-type]
+    head, tail = _cut(groups, 5)
     assert head == [("t", 0, [0, 1, 2]), ("t", 1, [10, 11])]
     assert tail == [("t", 1, [12, 13]), ("t", 2, [20, 21])]
-    assert _cut(groups, 0) == ([], groups)  # type: ignore[arg-type]
-    assert _cut(groups, 9) == (groups, [])  # type: ignore[arg-type]
+    assert _cut(groups, 0) == ([], groups)
+    assert _cut(groups, 9) == (groups, [])
 
     d = Decoder(0)
     d.balance(waited=True)
@@ -137,7 +140,7 @@ def test_split_keeps_order_and_balances() -> None:
     from streams.worker.decoder import _split
 
     groups = [("t", p, [None] * n) for p, n in enumerate([5, 1, 7, 3, 4, 0, 6])]
-    parts = _split(groups, 2)  # type: ignore[arg-type]
+    parts = _split(groups, 2)
     assert [g for part in parts for g in part] == groups
     assert len(parts) == 2 and all(parts)
     assert abs(sum(len(g[2]) for g in parts[0]) - sum(len(g[2]) for g in parts[1])) <= 7

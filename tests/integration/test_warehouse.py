@@ -211,7 +211,7 @@ def test_states_rebuilt_from_the_warehouse_equal_the_live_ones(warehouse: Any) -
     write_tables(warehouse, out.take(), token=None)
     wanted_i = [tuple(k.split(":", 1)) for k in insp]
     wanted_d = [tuple(k.split(":", 1)) for k in doss]
-    rebuilt_i, rebuilt_d = load_states(warehouse, wanted_i, wanted_d)  # type: ignore[arg-type]
+    rebuilt_i, rebuilt_d = load_states(warehouse, wanted_i, wanted_d)
     assert len(insp) > 100 and len(doss) > 100
     assert rebuilt_i == insp
     assert rebuilt_d == doss

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import get_args
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the environment
 import pytest
 
 from schemas import InspectionEventV1, InvalidEvent, Reason, decode
@@ -17,7 +18,7 @@ from schemas.jsonschema_export import export, json_schemas, schema_file
 from schemas.kpi import classify_inspection
 from schemas.offering import OfferingEventV1
 from schemas.periods import period_of
-from schemas.service import ServiceEventV2
+from schemas.service import ServiceEventV1, ServiceEventV2
 from schemas.topics import Topics
 from tests.conftest import make_inspection_event, make_service_event
 
@@ -104,7 +105,9 @@ def _example_schema(example) -> str | None:  # type: ignore[no-untyped-def]
 )
 def test_versioned_schema_file_agrees_with_models(example) -> None:  # type: ignore[no-untyped-def]
     """Each example also gets its verdict from its own schema's file, not only from the union."""
-    document = json_schemas()[schema_file(_example_schema(example))]
+    schema = _example_schema(example)
+    assert schema is not None  # the parametrization keeps only examples that name a schema
+    document = json_schemas()[schema_file(schema)]
     validator = jsonschema.Draft202012Validator(
         document, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
@@ -124,7 +127,7 @@ def test_examples_sit_under_the_topic_and_version_of_their_schema() -> None:
 def test_v2_examples_cover_every_event_type_and_level() -> None:
     accepted = [json.loads(e.raw) for e in EXAMPLES if e.reason is None]
     v2 = {p["event_type"] for p in accepted if p["schema"] == "service/2"}
-    assert v2 == set(ServiceEventV2.model_fields["event_type"].annotation.__args__)
+    assert v2 == set(get_args(ServiceEventV2.model_fields["event_type"].annotation))
     levels = {(p["level"], p["prefill_designed"]) for p in accepted if p["schema"] == "offering/1"}
     assert {level for level, _ in levels} == {
         "full_process", "partial", "not_online", "not_offered"
@@ -179,6 +182,7 @@ def test_pii_payload_is_redacted() -> None:
 
 def test_named_fields_with_digits_are_not_pii() -> None:
     event = _decode(json.dumps(make_service_event(dossier_id="038190012345")).encode())
+    assert isinstance(event, ServiceEventV1)
     assert event.dossier_id == "038190012345"
 
 
@@ -192,7 +196,9 @@ def test_unnamed_fields_are_kept_and_text_is_nfc() -> None:
 
 
 def test_future_timestamp_boundary() -> None:
-    at = lambda s: json.dumps(make_inspection_event(occurred_at=s)).encode()  # noqa: E731
+    def at(s: str) -> bytes:
+        return json.dumps(make_inspection_event(occurred_at=s)).encode()
+
     _decode(at("2026-01-01T07:10:00+07:00"))  # exactly 10 minutes ahead: accepted
     with pytest.raises(InvalidEvent) as info:
         _decode(at("2026-01-01T07:10:01+07:00"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
-INNER = '''
+INNER = """
 import pytest
 import clickhouse_connect
 from parwatch.broker import EmbeddedBroker
@@ -25,7 +25,7 @@ def test_opens_clickhouse_marked(tmp_path):
 
 def test_starts_a_broker_unmarked():
     EmbeddedBroker().start()
-'''
+"""
 
 
 def test_unmarked_components_fail_the_test(pytester: pytest.Pytester) -> None:
