@@ -219,9 +219,17 @@ def render_report(
     targets = read_targets(client)
     period = plan_year(kpi_range)
     dashboards = build_dashboards(targets)
+    plan = next(d for d in dashboards if d.uid == "parwatch-plan-targets")
+    # Each panel's query runs once: the first section's figures are the plan panels' rows.
+    results = {
+        p.key: run_panel(client, p, pipeline_range if p.writes else kpi_range, period)
+        for p in plan.panels
+        if not p.live
+    }
     sections, count = [], 0
     for d in dashboards:
-        sections.append(_section(client, d, kpi_range, pipeline_range, period))
+        done = results if d is plan else {}
+        sections.append(_section(client, d, kpi_range, pipeline_range, period, done))
         count += sum(not p.live for p in d.panels)
     title = "parwatch — báo cáo cải cách hành chính tỉnh Thanh Hóa"
     intro = (
@@ -229,8 +237,6 @@ def render_report(
         "điều khiển Grafana, mọi cơ quan và lĩnh vực; chỉ số cả kỳ tính cho năm "
         f"{period}, xu hướng theo tháng trong khoảng thời gian của số liệu."
     )
-    plan = next(d for d in dashboards if d.uid == "parwatch-plan-targets")
-    results = {p.key: run_panel(client, p, kpi_range, period) for p in plan.panels}
     page = (
         '<!DOCTYPE html>\n<html lang="vi"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
@@ -244,8 +250,14 @@ def render_report(
 
 
 def _section(
-    client: Client, d: Dashboard, kpi_range: TimeRange, writes_range: TimeRange, period: str
+    client: Client,
+    d: Dashboard,
+    kpi_range: TimeRange,
+    writes_range: TimeRange,
+    period: str,
+    done: dict[str, tuple[list[str], list[Any]]],
 ) -> str:
+    """The dashboard's section; ``done``: rows of its panels already queried (by key)."""
     tr = writes_range if d.uid == PIPELINE_UID else kpi_range
     span = (f"{charts.fmt_value(tr.start, '')} – {charts.fmt_value(tr.end, '')} "
             "(giờ Việt Nam)")  # fmt: skip
@@ -260,7 +272,10 @@ def _section(
     for p in d.panels:
         if p.live:
             continue
-        columns, rows = run_panel(client, p, writes_range if p.writes else tr, period)
+        got = done.get(p.key)
+        if got is None:
+            got = run_panel(client, p, writes_range if p.writes else tr, period)
+        columns, rows = got
         parts.append(
             f'<div class="panel" id="{escape(d.uid)}-{escape(p.key)}"><h3>{escape(p.title)}</h3>'
             f'<p class="desc">{escape(p.description)}</p>{_render_panel(p, columns, rows)}</div>'

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import IO
-
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from typing import IO, TYPE_CHECKING
 
 from parwatch.errors import ParwatchError
+
+if TYPE_CHECKING:  # kafka-python is imported where a broker is used (the CLI starts faster)
+    from kafka.admin import NewTopic
 
 
 class BrokerError(ParwatchError, RuntimeError):
@@ -80,6 +79,8 @@ def new_topic(spec: TopicSpec) -> NewTopic:
     """The CreateTopics entry for ``spec``: its partitions, replication 1, and
     ``cleanup.policy=compact`` when it is compacted (no configs otherwise: the broker's
     defaults)."""
+    from kafka.admin import NewTopic
+
     configs = {"cleanup.policy": "compact"} if spec.compacted else {}
     return NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)
 
@@ -87,6 +88,9 @@ def new_topic(spec: TopicSpec) -> NewTopic:
 def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float = 30.0) -> None:
     """Create each topic with its partition count (and cleanup policy); an existing topic is
     left as it is."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import TopicAlreadyExistsError
+
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     try:
         for spec in topics:
@@ -149,6 +153,9 @@ class EmbeddedBroker:
         return self
 
     def _wait_ready(self) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
         assert self._proc is not None and self.port is not None
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:

@@ -33,9 +33,10 @@ class PlanKpi:
     key: str
     short: str  # the gauge's label
     title: str
-    numerator: str  # over the summed counts of kpi_<grain> rows
+    numerator: str  # over the summed counts of the family's view rows
     denominator: str
     rule: str  # how it is counted (Vietnamese)
+    family: str  # the narrow KPI views it reads: kpi_<family>_<grain> (migration 0012)
 
 
 KPIS = (
@@ -49,6 +50,7 @@ KPIS = (
         "tính not_offered); tỷ lệ = dịch vụ của thủ tục đủ điều kiện (cờ full_process_eligible "
         "của CSDL quốc gia về thủ tục hành chính) đang ở mức full_process ÷ dịch vụ của thủ tục "
         "đủ điều kiện (QĐ 766/QĐ-TTg §3.1).",
+        "services",
     ),
     PlanKpi(
         "prefill_design_coverage",
@@ -59,6 +61,7 @@ KPIS = (
         "Dịch vụ trực tuyến (toàn trình hoặc một phần) tồn tại vào cuối kỳ; tỷ lệ = dịch vụ có "
         "prefill_designed (biểu mẫu tự điền dữ liệu người dân đã cung cấp) ÷ dịch vụ trực "
         "tuyến (QĐ 942/QĐ-TTg).",
+        "services",
     ),
     PlanKpi(
         "online_inspection_share",
@@ -70,16 +73,29 @@ KPIS = (
         "trong kỳ, không tính cuộc đã hủy; tỷ lệ = trực tuyến (mọi hoạt động qua mạng) ÷ "
         "(trực tuyến + kết hợp + trực tiếp); kết hợp chỉ vào tử số khi "
         "PARWATCH_HYBRID_COUNTS_AS_ONLINE=true; chưa phân loại không vào mẫu số.",
+        "inspections",
     ),
 )
 
-SUMMED = (
-    "services_eligible", "services_full_process", "services_online", "services_prefill_designed",
-    "inspections_online", "inspections_hybrid", "inspections_in_person",
-    "inspections_unclassified",
-)  # fmt: skip
-_SUMS = ",\n       ".join(f"sum({c}) AS {c}" for c in SUMMED)
-_SUMS += ",\n       max(hybrid_counts_as_online) AS hybrid"
+# The counts each family's gauge sums (the columns of kpi_<family>_<grain>).
+SUMMED = {
+    "services": (
+        "services_eligible", "services_full_process", "services_online",
+        "services_prefill_designed",
+    ),
+    "inspections": (
+        "inspections_online", "inspections_hybrid", "inspections_in_person",
+        "inspections_unclassified",
+    ),
+}  # fmt: skip
+
+
+def _sums(family: str) -> str:
+    out = ",\n       ".join(f"sum({c}) AS {c}" for c in SUMMED[family])
+    if family == "inspections":
+        out += ",\n       max(hybrid_counts_as_online) AS hybrid"
+    return out
+
 
 PROJECTION_RULE = (
     f"Dự báo: đường thẳng bình phương tối thiểu qua {PROJECTION_MONTHS} giá trị tháng gần nhất "
@@ -97,10 +113,10 @@ def _value(k: PlanKpi) -> str:
     return f"if(({k.denominator}) = 0, NULL, ({k.numerator}) / ({k.denominator}))"
 
 
-def period_sums() -> str:
-    """One row: the counts of the chosen agencies' rows of the chosen period."""
-    return f"""SELECT {_SUMS}
-FROM kpi_${{grain}}
+def period_sums(family: str) -> str:
+    """One row: the family's counts of the chosen agencies' rows of the chosen period."""
+    return f"""SELECT {_sums(family)}
+FROM kpi_{family}_${{grain}}
 WHERE period = {PERIOD} AND agency_code IS NOT NULL AND {AGENCY}"""
 
 
@@ -108,8 +124,8 @@ def monthly(k: PlanKpi) -> str:
     """(period_start, v): the KPI of each month of the range with a row."""
     return f"""SELECT period_start, {_value(k)} AS v
 FROM (
-SELECT period_start, {_SUMS}
-FROM kpi_month
+SELECT period_start, {_sums(k.family)}
+FROM kpi_{k.family}_month
 WHERE agency_code IS NOT NULL AND {AGENCY} AND {DAYS_IN_RANGE}
 GROUP BY period_start
 )"""
@@ -146,7 +162,7 @@ def _gauge(k: PlanKpi, t: Targets) -> Panel:
         kind="gauge",
         title=k.title,
         description=f"Mục tiêu: {t.pct(k.key)}. {k.rule} {PERIOD_RULE}",
-        sql=f"SELECT {_value(k)} AS {k.key}\nFROM (\n{period_sums()}\n)",
+        sql=f"SELECT {_value(k)} AS {k.key}\nFROM (\n{period_sums(k.family)}\n)",
         labels={k.key: k.short},
         unit="percentunit",
         target=t.get(k.key),
@@ -302,7 +318,7 @@ SELECT k.agency_code AS agency_code, a.name AS agency_name,
        toInt64(ceil(target * classified - 1e-9))
          - toInt64(inspections_online + if(hybrid_counts_as_online = 1, inspections_hybrid, 0))
          AS needed
-FROM kpi_${{grain}} AS k
+FROM kpi_inspections_${{grain}} AS k
 LEFT JOIN (SELECT code, name FROM agencies FINAL) AS a ON a.code = k.agency_code
 WHERE period = {PERIOD} AND k.agency_code IS NOT NULL AND {AGENCY}
   AND online_inspection_share < target
@@ -344,7 +360,8 @@ def _counts() -> Panel:
         kind="stat",
         title="Số liệu của kỳ",
         description="Các số đếm sau ba tỷ lệ, trong kỳ đã chọn. " + PERIOD_RULE,
-        sql=period_sums(),
+        sql=f"SELECT {', '.join(labels)}\nFROM (\n{period_sums('services')}\n) AS s\n"
+        f"CROSS JOIN (\n{period_sums('inspections')}\n) AS i",
         labels=labels,
         unit="short",
         kpi_keys={c: c for c in labels},

@@ -86,7 +86,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.province_only:
         rows = [r for r in rows if r.agency_code is None]
     if args.json:
-        print(json.dumps(rows_to_json(rows), ensure_ascii=False, indent=1))
+        # One row a line: readable, and written by json's C encoder (``indent`` is pure Python).
+        lines = ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows_to_json(rows))
+        print(f"[\n{lines}\n]" if lines else "[]")
         return 0
     if not rows:
         print("no KPI rows (nothing counted yet for this selection)")

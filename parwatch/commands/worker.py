@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from aiokafka.errors import KafkaConnectionError
-
 from parwatch import gc_policy, malloc_policy, wiring
 from parwatch.commands.migrate import prepare
 from parwatch.errors import UsageError
@@ -231,6 +229,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 await loop.run_in_executor(None, metrics_server.stop)
             if endpoint is not None:
                 await loop.run_in_executor(None, endpoint.stop)
+
+    from aiokafka.errors import KafkaConnectionError
 
     from streams.worker.decoder import DecoderError
 

@@ -125,7 +125,7 @@ SERVICES_JUNE = {
 }  # fmt: skip
 # May: I6 concluded online (B); I3's two in-person activities (A; I3 concludes in June).
 MAY_ONLINE = {"inspections_online": 1, "online_inspection_share": 1.0}
-EXPECTED_MONTHS = {
+EXPECTED_MONTHS: dict[tuple[str | None, str], dict[str, Any]] = {
     (None, "2024-05"): MAY_ONLINE | {"activities": 3, "activities_online": 1},
     (B, "2024-05"): MAY_ONLINE | {"activities": 1, "activities_online": 1},
     (A, "2024-05"): {

@@ -151,6 +151,25 @@ def test_kpi_views_equal_the_reference(warehouse: Any, hybrid: bool) -> None:
     assert june[None].online_submissions > 0
 
 
+def _narrow_views_equal_the_kpi_view(client: Any, kind: str) -> None:
+    """kpi_services_<kind> and kpi_inspections_<kind> (what the plan dashboard reads): each of
+    their columns equals kpi_<kind>'s column of that name, on kpi_<kind>'s rows where the
+    family has a fact, with the same types."""
+    for family, fact in (
+        ("services", "services_existing"),
+        ("inspections", "inspections_online + inspections_hybrid + inspections_in_person + "
+         "inspections_unclassified + inspections_thanh_tra + activities"),
+    ):  # fmt: skip
+        narrow = client.query(f"SELECT * FROM kpi_{family}_{kind} ORDER BY period, agency_code")
+        cols = ", ".join(narrow.column_names)
+        wide = client.query(
+            f"SELECT {cols} FROM kpi_{kind} WHERE {fact} > 0 ORDER BY period, agency_code"
+        )
+        assert narrow.column_types == wide.column_types, (family, kind)
+        assert narrow.result_rows == wide.result_rows, (family, kind)
+        assert len(narrow.result_rows) > 0, (family, kind)
+
+
 @pytest.mark.parametrize("hybrid", [False, True])
 def test_kpi_views_equal_the_reference_on_v2_traffic(warehouse: Any, hybrid: bool) -> None:
     """The simulator's traffic (service/2 lifecycles with pauses, payments and open dossiers,
@@ -173,6 +192,7 @@ def test_kpi_views_equal_the_reference_on_v2_traffic(warehouse: Any, hybrid: boo
     for kind in ("day", "month", "quarter", "year"):
         expected = reference_kpis(events, kinds=[kind], hybrid_counts_as_online=hybrid)
         assert read_kpis(warehouse, kind) == expected, kind
+        _narrow_views_equal_the_kpi_view(warehouse, kind)
     year = {r.agency_code: r for r in read_kpis(warehouse, "year") if r.period == "2025"}
     province = year[None]  # the v2 facts are there to compare, not all None or 0
     assert province.services_eligible > 0 and province.full_process_offering_rate is not None
