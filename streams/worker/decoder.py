@@ -130,7 +130,9 @@ def decode_file(
         start += n
     out = decode_many(data[16 * count :], lengths, runs, now, known_agencies, partitions)
     done = path[: -len(".in")] + ".out"
-    _write(done, pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+    # As plain tuples: a named tuple unpickles through a Python call each (its ``__new__``),
+    # a tuple in C; the worker reads Decodings by position (``processor``).
+    _write(done, pickle.dumps(list(map(tuple, out)), protocol=pickle.HIGHEST_PROTOCOL))
     return done
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from streams.worker.known import KnownKeys
 from streams.worker.metrics import Tally
-from streams.worker.processor import INSPECTION, SERVICE, Decoded, Decoding
+from streams.worker.processor import INSPECTION, OFFERING, SERVICE, Decoding
 from streams.worker.restore import load_offering_states, load_states
 from streams.worker.sink import ClickHouseSink
 from streams.worker.state_cache import StateCache
@@ -97,17 +97,18 @@ class EntityStates:
         fresh: list[str] = []  # certainly not in the warehouse: nothing to fetch
         inspections, dossiers, offerings = self.inspections, self.dossiers, self.offerings
         known: Any = self.known if self.known is not None else _EVERYTHING
-        for d in decoded:
-            if not isinstance(d, Decoded):
+        d: Any
+        for d in decoded:  # by position: plain tuples from a decoding process (``Decoding``)
+            kind = d[0]
+            if kind > OFFERING:  # a Refusal or a Forward
                 continue
-            kind = d.kind
-            key = d.key
+            key = d[1]
             if key not in (
                 inspections if kind == INSPECTION else dossiers if kind == SERVICE else offerings
             ):
                 if key in known:
                     want = want_i if kind == INSPECTION else want_d if kind == SERVICE else want_o
-                    want[key] = (d.agency_code, d.entity_id)
+                    want[key] = (d[3], d[4])  # agency_code, entity_id
                 else:
                     fresh.append(key)
         tally.looked_up(len(want_i) + len(want_d) + len(want_o), len(fresh))

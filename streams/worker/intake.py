@@ -23,7 +23,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -36,10 +36,10 @@ from streams.worker.entity_states import EntityStates
 from streams.worker.forwarding import Forwarder
 from streams.worker.keyring_holder import KeyringHolder
 from streams.worker.processor import (
-    Decoded,
+    FORWARD,
+    OFFERING,
+    REFUSAL,
     Decoding,
-    Forward,
-    Refusal,
     Result,
     apply_decoded,
     refusal_of,
@@ -49,7 +49,7 @@ from streams.worker.rows import Origin
 Groups = Sequence[tuple[Any, Sequence[Any]]]
 """A fetched batch: (partition, messages) pairs, in fetch order."""
 
-_AGENCY = attrgetter("agency_code")  # a Decoded's or a Refusal's
+_AGENCY = itemgetter(3)  # the agency code of any Decoding (by position: see ``Decoding``)
 
 
 @dataclass
@@ -108,21 +108,23 @@ class Intake:
             topic, partition = tp.topic, tp.partition
             results = tally.by_topic[topic]
             for m in messages:
-                d = decoded[i]
+                d: Any = decoded[i]  # by position: it may be a plain tuple (see ``Decoding``)
                 i += 1
-                if isinstance(d, Decoded):
+                kind = d[0]
+                if kind <= OFFERING:  # Decoded
                     result = apply_decoded(
                         d, topic, partition, m.offset, now, inspections, dossiers, offerings, out
                     )  # fmt: skip
-                elif isinstance(d, Forward):
+                elif kind == FORWARD:  # Forward: kind, key, partition, agency_code, event_key
                     batch.forwards.append(
-                        await self.forwarder.send(topic, d.partition, d.key, m.value, m.headers)
+                        await self.forwarder.send(topic, d[2], d[1], m.value, m.headers)
                     )
                     result = forwarded
-                else:
-                    out.tables["dead_letters"].append(d.row)
-                    batch.dead_letters.append(await self.dead_letters.send(m.key, d.message))
-                    tally.refused(topic, d.row[0], d.agency_code)  # the row's first: the reason
+                else:  # Refusal: kind, row, message, agency_code
+                    row = d[1]
+                    out.tables["dead_letters"].append(row)
+                    batch.dead_letters.append(await self.dead_letters.send(m.key, d[2]))
+                    tally.refused(topic, row[0], d[3])  # the row's first: the reason
                     result = refused
                 results[result] += 1
             batch.first.setdefault(tp, messages[0].offset)
@@ -136,13 +138,12 @@ class Intake:
         i = 0
         for tp, messages in p.groups:
             for m in messages:
-                d = decoded[i]
-                if not isinstance(d, Refusal):
-                    forged = check_signature(
-                        m.value or b"", m.headers, keyring, d.agency_code, now=p.now
-                    )
-                    if forged is not None:
-                        forged.event_id = str(UUID(int=d.event_key))
+                d: Any = decoded[i]  # by position (see ``Decoding``)
+                kind = d[0]
+                if kind != REFUSAL:
+                    forged = check_signature(m.value or b"", m.headers, keyring, d[3], now=p.now)
+                    if forged is not None:  # the event key: Decoded's third, Forward's fifth
+                        forged.event_id = str(UUID(int=d[2] if kind <= OFFERING else d[4]))
                         at = Origin(tp.topic, tp.partition, m.offset)
                         decoded[i] = refusal_of(forged, at, p.now)
                 i += 1

@@ -228,7 +228,9 @@ Origins = list[tuple[str, int, "array[int]"]]
 
 
 Decoding = Decoded | Refusal | Forward
-"""What step 1 makes of a message."""
+"""What decoding gives for a message. Read it by position (a decoding process sends each as a
+plain tuple): ``[0]`` is the kind (``Decoded`` when ``<= OFFERING``), ``[3]`` the agency code
+for all three; the rest by each type's fields."""
 
 
 def decode_many(
@@ -385,5 +387,6 @@ def process(
 def _duplicate(
     d: Decoded, first: tuple[int, int], at: rows.Origin, now: datetime, out: RowBuffer
 ) -> str:
-    out.add("duplicates", rows.duplicate_row(d.event_key, d.agency_code, d.key, first, at, now))
+    # by position: ``d`` may be a plain tuple (see ``Decoding``)
+    out.add("duplicates", rows.duplicate_row(d[2], d[3], d[1], first, at, now))
     return _DUPLICATE

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from producers.simulation.messages import message_key
 from producers.simulation.raw import publish_raw
 from producers.simulation.simulator import SimulationConfig, simulate
 from schemas.catalog import bundled_dir, load_catalog
+from schemas.decoding import decode
+from schemas.errors import InvalidEvent
+from schemas.kpi import reference_kpis, rows_to_json
 from tests.conftest import make_inspection_event, make_service_event, read_topic
 from tests.e2e.conftest import Pipeline
 
@@ -213,6 +217,21 @@ def test_simulated_traffic_equals_ground_truth(
     assert status["by_result"]["duplicate"] == sim.duplicates
     assert pipeline.stop_worker() == 0
     pipeline.assert_kpis_equal_truth(sim.truth)
+    # The day view too (the simulator's truth stops at months): reference_kpis over the
+    # accepted events, each once.
+    catalog, now = load_catalog(), datetime.now(UTC)
+    accepted: dict[Any, Any] = {}
+    for m in sim.messages:
+        try:
+            event = decode(m.value, known_agency=catalog.agencies, now=now)
+        except InvalidEvent:
+            continue
+        accepted.setdefault(event.event_id, event)
+    eligible = {c for c, p in catalog.procedures.items() if p.full_process_eligible}
+    days = reference_kpis(accepted.values(), kinds=["day"], eligible_procedures=eligible)
+    measured = pipeline.cli_json("kpi", "--json", "--period", "day")
+    assert len(measured) == len(days) > 1000
+    assert sorted(measured, key=json.dumps) == sorted(rows_to_json(days), key=json.dumps)
 
 
 def test_catalog_reload_without_restart(pipeline: Pipeline, topics: Any, tmp_path: Any) -> None:

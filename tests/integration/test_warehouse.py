@@ -47,6 +47,18 @@ def test_migrate_twice_changes_nothing(warehouse: Any) -> None:
     assert recorded == len(migrations.load_migrations()) >= 5  # more are appended over time
 
 
+def test_kpi_bounds_are_the_first_and_last_event_or_null(warehouse: Any) -> None:
+    """NULL bounds on an empty warehouse; then the first and last occurred_at (ms) of any
+    accepted event, whichever table holds it."""
+    assert warehouse.query("SELECT lo_ms, hi_ms FROM kpi_bounds").result_rows == [(None, None)]
+    early = json.dumps(make_service_event(occurred_at="2024-03-01T08:00:00.123+07:00")).encode()
+    late = json.dumps(make_inspection_event(occurred_at="2025-11-30T23:59:59.999+07:00")).encode()
+    assert _run(warehouse, [early, late]) == [Result.ACCEPTED, Result.ACCEPTED]
+    lo = int(datetime(2024, 3, 1, 1, 0, 0, 123000, tzinfo=UTC).timestamp() * 1000)
+    hi = int(datetime(2025, 11, 30, 16, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+    assert warehouse.query("SELECT lo_ms, hi_ms FROM kpi_bounds").result_rows == [(lo, hi)]
+
+
 def test_every_example_lands_where_it_should(warehouse: Any) -> None:
     examples = load_examples()
     results = _run(warehouse, [e.raw for e in examples])
