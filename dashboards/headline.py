@@ -35,7 +35,11 @@ def _pct(v: Any) -> str:
 def headline(
     targets: Targets, results: Mapping[str, Result], period: str, kpi_range: TimeRange
 ) -> str:
-    """The section's HTML: a one-line verdict, then one card per target."""
+    """The section's HTML: a one-line verdict, then one card per target. When the data reach
+    December of the plan year, the year is over: the cards say whether it met each target
+    instead of projecting to a December already measured."""
+    end = kpi_range.end.astimezone(charts.VN)
+    year_over = str(end.year) == period and end.month == 12
     cards, met_now, met_projected = [], 0, 0
     for k in KPIS:
         target = targets.get(k.key)
@@ -48,7 +52,10 @@ def headline(
         met_now += now_ok
         met_projected += proj_ok
         colour = charts.threshold_colour(value, target)
-        if projected is None:
+        if year_over:
+            word = "ĐẠT" if now_ok else "CHƯA ĐẠT"
+            verdict = f"Năm {period} đã có số liệu tháng 12: {word} mục tiêu."
+        elif projected is None:
             verdict = "Chưa đủ số liệu tháng để dự báo."
         else:
             word = "ĐẠT" if proj_ok else "CHƯA ĐẠT"
@@ -67,9 +74,10 @@ def headline(
             f"<p>{escape(gap_text)}</p></div>"
         )
     until = charts.fmt_value(kpi_range.end, "")[:10]
-    summary = (
-        f"Năm {period} (số liệu đến {until}): đạt {met_now}/3 mục tiêu của kế hoạch; theo xu "
-        f"hướng các tháng gần nhất, {met_projected}/3 mục tiêu sẽ đạt vào tháng 12."
+    summary = f"Năm {period} (số liệu đến {until}): đạt {met_now}/3 mục tiêu của kế hoạch; " + (
+        "năm kế hoạch đã kết thúc."
+        if year_over
+        else f"theo xu hướng các tháng gần nhất, {met_projected}/3 mục tiêu sẽ đạt vào tháng 12."
     )
     return (
         '<section id="headline"><h2>Tỉnh đang ở đâu so với ba mục tiêu</h2>'

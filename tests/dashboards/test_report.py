@@ -7,12 +7,14 @@ import re
 import struct
 import unicodedata
 import zlib
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from dashboards import charts
-from dashboards.report import write_report
+from dashboards.macros import TimeRange
+from dashboards.report import render_report, write_report
 from dashboards.screenshot import DEFAULT_SIZE, find_chromium, screenshot
 from dashboards.spec import Targets, build_dashboards
 from parwatch.cli import main
@@ -84,7 +86,23 @@ def test_report_is_self_contained_and_shows_the_kpis(loaded: Loaded, tmp_path: P
                 "online_inspection_share"):  # fmt: skip
         shown = charts.fmt_value(province["2025"][key], "percentunit")
         assert f">{shown}</div>" in head, key
-    assert head.count("Dự báo tháng 12/2025") == 3 and "Năm 2025" in head
+    # the data reach December 2025: the year is over, each card says met or not, no projection
+    assert info.kpi_range.end.astimezone(charts.VN).strftime("%Y-%m") == "2025-12"
+    assert "Dự báo tháng 12" not in head and "năm kế hoạch đã kết thúc" in head
+    targets = Targets()
+    for key in ("full_process_offering_rate", "prefill_design_coverage",
+                "online_inspection_share"):  # fmt: skip
+        word = "ĐẠT" if province["2025"][key] >= targets.get(key) else "CHƯA ĐẠT"
+        assert f"Năm 2025 đã có số liệu tháng 12: {word} mục tiêu." in head, key
+    # a range that ends in September: the cards project to December instead
+    september = TimeRange(
+        datetime(2025, 1, 1, tzinfo=charts.VN),
+        datetime(2025, 10, 1, tzinfo=charts.VN) - timedelta(milliseconds=1),
+    )
+    early, _ = render_report(loaded.client, time_range=september)
+    early_head = early[early.index('<section id="headline">') :]
+    early_head = early_head[: early_head.index("</section>")]
+    assert early_head.count("Dự báo tháng 12/2025") == 3 and "sẽ đạt vào tháng 12" in early_head
     # the default range covers all data: the gauge shows the whole data set's share, which
     # equals the province's share over the years (all inspections fall in 2024 and 2025)
     years = [r for r in rows_to_json(read_kpis(loaded.client, "year")) if r["agency_code"] is None]
