@@ -5,9 +5,11 @@ Contract of ``publish_jsonl``:
 * The file is UTF-8, one JSON object a line; blank lines are skipped. It is streamed, one line
   at a time, never loaded whole (one extra pass counts its lines, for progress).
 * Each line is published as it is (the bytes of the line, without its line break) through the
-  ``Publisher``, which validates it: a bad line (not UTF-8, not JSON, refused by the contract)
-  is recorded with its 1-based line number, its ``Reason`` code and a short detail, and is not
-  sent; the lines around it still are. Nothing else stops the upload.
+  ``Publisher``'s batch path, ``publish_many``, ``CHUNK_LINES`` lines a call (read one at a
+  time, never held all at once), which validates it: a bad line (not UTF-8, not JSON, refused
+  by the contract) is recorded with its 1-based line number, its ``Reason`` code and a short
+  detail, and is not sent; the lines around it still are. ``BulkReport.bad`` is in line
+  order. Nothing else stops the upload.
 * Skipping: a line whose ``event_id`` is in ``skip`` (the ids already waiting in the spool,
   ``spool_contents``) is counted in ``BulkReport.already_waiting`` and not published again:
   the spool delivers its copy, before anything published now. The pipeline counts an
@@ -22,16 +24,18 @@ Contract of ``publish_jsonl``:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from producers.sdk.preparation import event_id_of
-from producers.sdk.publisher import Publisher, PublishError
+from producers.sdk.publisher import Publisher
 from schemas import Reason
 
-PROGRESS_EVERY = 1000
+CHUNK_LINES = 1000
+"""Lines read for one ``publish_many`` call; progress is reported after each such call."""
+PROGRESS_EVERY = CHUNK_LINES
 MAX_DETAIL = 300
 
 
@@ -78,6 +82,47 @@ def _skip_rest_of_line(f: BinaryIO, limit: int) -> None:
             return
 
 
+class _Lines:
+    """Reads a JSON Lines file for ``publish_jsonl``: ``take(n)`` yields the publishable lines
+    among the next ``n`` (blank, too long and already waiting ones go to the report), and
+    ``numbers`` holds the line number of each one yielded by the last ``take``."""
+
+    def __init__(self, f: BinaryIO, limit: int, report: BulkReport, skip: Collection[str]):
+        self.number = 0  # lines read so far
+        self.numbers: list[int] = []
+        self.done = False
+        self._f, self._limit, self._report, self._skip = f, limit, report, skip
+
+    def take(self, n: int) -> Iterator[bytes]:
+        self.numbers = []
+        report, limit, f = self._report, self._limit, self._f
+        end = self.number + n
+        while self.number < end:
+            line = f.readline(limit)
+            if not line:
+                self.done = True
+                return
+            self.number += 1
+            if not line.endswith(b"\n") and len(line) == limit:
+                _skip_rest_of_line(f, limit)
+                report.bad.append(
+                    BadLine(
+                        self.number, Reason.INVALID_EVENT.value, f"line longer than {limit} bytes"
+                    )
+                )
+                continue
+            raw = line.rstrip(b"\r\n")
+            if self.number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark, as some editors write
+            if not raw.strip():
+                report.blank += 1
+            elif self._skip and event_id_of(raw) in self._skip:
+                report.already_waiting += 1
+            else:
+                self.numbers.append(self.number)
+                yield raw
+
+
 def publish_jsonl(
     path: Path,
     publisher: Publisher,
@@ -92,36 +137,22 @@ def publish_jsonl(
     report = BulkReport()
     total = count_lines(path) if progress is not None else 0
     limit = publisher.config.max_event_bytes + 2  # room for "\r\n"
-    number = 0
     with path.open("rb") as f:
-        while line := f.readline(limit):
-            number += 1
-            if not line.endswith(b"\n") and len(line) == limit:
-                _skip_rest_of_line(f, limit)
-                report.bad.append(
-                    BadLine(number, Reason.INVALID_EVENT.value, f"line longer than {limit} bytes")
-                )
-                continue
-            raw = line.rstrip(b"\r\n")
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # a UTF-8 byte order mark, as some editors write
-            if not raw.strip():
-                report.blank += 1
-            elif skip and event_id_of(raw) in skip:
-                report.already_waiting += 1
-            else:
-                try:
-                    publisher.publish(raw)
-                except PublishError as exc:
-                    detail = exc.invalid.detail
-                    if len(detail) > MAX_DETAIL:
-                        detail = detail[: MAX_DETAIL - 1] + "…"
-                    report.bad.append(BadLine(number, exc.reason.value, detail))
-                else:
-                    report.accepted += 1
-            if progress is not None and number % PROGRESS_EVERY == 0:
+        lines = _Lines(f, limit, report, skip)
+        while not lines.done:
+            before, first_bad = lines.number, len(report.bad)
+            refusals = publisher.publish_many(lines.take(CHUNK_LINES))
+            for position, exc in refusals:
+                detail = exc.invalid.detail
+                if len(detail) > MAX_DETAIL:
+                    detail = detail[: MAX_DETAIL - 1] + "…"
+                report.bad.append(BadLine(lines.numbers[position], exc.reason.value, detail))
+            report.accepted += len(lines.numbers) - len(refusals)
+            report.bad[first_bad:] = sorted(report.bad[first_bad:])
+            number = lines.number
+            if progress is not None and number > before and number % PROGRESS_EVERY == 0:
                 progress(number, max(total, number))
     publisher.flush()
     if progress is not None:
-        progress(number, max(total, number))
+        progress(lines.number, max(total, lines.number))
     return report

@@ -8,7 +8,8 @@ Contract:
   ``kafka_options`` key the SDK owns (``RESERVED_KAFKA_OPTIONS``) or kafka-python does not know,
   and for a delivery timeout shorter than linger plus one request.
 * Errors: ``PublishError`` (the event breaks the contract; it was not sent and must not be
-  retried as it is), ``PublisherClosed`` (``publish`` after ``close``: a programming error),
+  retried as it is; ``publish_many`` returns them as ``Refusal`` values), ``PublisherClosed``
+  (``publish`` after ``close``: a programming error),
   ``TopicMissing`` (an outage to retry: events wait in the spool until the topic exists).
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kafka import KafkaProducer
 from kafka.producer.future import RecordMetadata
@@ -110,6 +111,14 @@ class PublishError(ProducerError, ValueError):
     @property
     def reason(self) -> Reason:
         return self.invalid.reason
+
+
+class Refusal(NamedTuple):
+    """An event that ``publish_many`` refused: its position in the events given (from 0) and
+    why (the ``PublishError`` that ``publish`` would have raised). It was not sent."""
+
+    position: int
+    error: PublishError
 
 
 class PublisherClosed(ProducerError, RuntimeError):
