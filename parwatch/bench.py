@@ -12,7 +12,15 @@ One run, on fresh topics, a fresh consumer group and a fresh warehouse:
 5. latency: messages published at a steady rate; per event, publish time to ``_inserted_at``
    (the server's clock when the insert that made the row queryable ran);
 6. publisher: the SDK's send rate beside a bare kafka-python producer's, same events, same
-   producer settings; five pairs of runs in alternating order, medians reported.
+   producer settings; five pairs of runs in alternating order, medians reported. The SDK
+   publishes as ``parwatch publish`` does (``Publisher.publish_many``, ``CHUNK_LINES`` events a
+   call: ``PUBLISHER_PATH``).
+
+``BenchOptions.only == "publisher"`` runs the publisher phase alone, on the same events as a
+full run (the first M of the N simulated), and skips every other phase and the check.
+
+Every result carries the machine it was measured on: the processor's model, the cores, and the
+1-minute load average when the run started and when it ended.
 
 Throughput is counted in messages (every message the worker must handle, refused or not).
 Rates exclude fixed start-up costs: both are measured from the first batch out (the
@@ -31,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import platform
 import shutil
 import socket
 import statistics
@@ -65,6 +74,7 @@ from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from parwatch.settings import Settings
 from parwatch.worker_process import WorkerProcess
+from producers.sdk.bulk import CHUNK_LINES
 from producers.simulation.messages import Message
 from producers.simulation.raw import publish_raw
 from producers.simulation.simulator import SimulationConfig, simulate
@@ -72,6 +82,7 @@ from schemas.topics import Topics
 
 RSS_SETTLE_S = 5.0
 PUBLISHER_ROUNDS = 5  # SDK/bare pairs; the medians are reported
+PUBLISHER_PATH = f"Publisher.publish_many, {CHUNK_LINES:,} events a call, as parwatch publish"
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class BenchOptions:
     invalid_share: float = 0.01
     keep: bool = False
     engine: Literal["batch", "faust", "both"] = "batch"  # both: batch, then faust, same events
+    only: Literal["", "publisher"] = ""  # "publisher": that phase alone, nothing else
 
 
 @dataclass
@@ -129,8 +141,12 @@ class BenchResult:
     faust_s: float = 0.0
     faust_total_s: float = 0.0
     batch_over_faust: float = 0.0
+    publisher_path: str = PUBLISHER_PATH
+    only: str = ""
+    cpu_model: str = ""
     cpu_count: int = 0
-    load_average_1m: float = 0.0
+    load_average_1m: float = 0.0  # at start
+    load_average_1m_end: float = 0.0
     work_dir: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -228,7 +244,7 @@ class _Run:
     def run(self) -> BenchResult:
         opts, r, n = self.opts, self.result, self.opts.events
         self.work_dir.mkdir(parents=True)
-        r.work_dir, r.cpu_count = str(self.work_dir), os.cpu_count() or 0
+        r.work_dir, r.cpu_model, r.cpu_count = str(self.work_dir), cpu_model(), os.cpu_count() or 0
         r.load_average_1m = round(os.getloadavg()[0], 2)
         bootstrap = self._broker()
         r.warehouse = wiring.warehouse_config(self.settings).describe()
@@ -244,6 +260,12 @@ class _Run:
             raise BenchError(f"cannot create topics on {bootstrap}: {exc}") from None
 
         messages = self._simulate(opts.seed, n)
+        if opts.only == "publisher":
+            r.only = opts.only
+            with frozen_heap():
+                self._publisher(messages[: opts.publisher_events or min(n, 60_000)])
+            r.load_average_1m_end = round(os.getloadavg()[0], 2)
+            return r
         self._publish(bootstrap, messages, f"1/7 publishing {n:,} messages (untimed)")
         with frozen_heap():  # the bench's own objects are not what is timed (see frozen_heap)
             self._baseline(bootstrap, n)
@@ -265,6 +287,7 @@ class _Run:
         r.rss_peak_mb = round(self.worker.memory_mb()[1], 1)
         self.worker.stop()
         self._check_warehouse(sent_at, since)
+        r.load_average_1m_end = round(os.getloadavg()[0], 2)
         return r
 
     def close(self, ok: bool) -> None:
@@ -340,8 +363,10 @@ class _Run:
         """The SDK and bare kafka-python, PUBLISHER_ROUNDS pairs, alternating which goes first;
         the medians are reported (one run each moved by up to a third between runs on a shared
         2-core machine, the broker on the same cores)."""
-        self.say(f"3/7 publisher: the SDK and bare kafka-python, {len(messages):,} events each, "
-                 f"{PUBLISHER_ROUNDS} rounds in alternating order")  # fmt: skip
+        self.say(
+            f"3/7 publisher: the SDK ({PUBLISHER_PATH}) and bare kafka-python, "
+            f"{len(messages):,} events each, {PUBLISHER_ROUNDS} alternating rounds"
+        )
         sdk_settings = self.settings.model_copy(
             update={
                 "topic_inspections": self.sdk_topics.inspections,
@@ -538,6 +563,20 @@ class _Run:
     def _timeout(self, messages: int) -> float:
         """A generous deadline: two minutes plus 300 messages a second."""
         return 120 + messages / 300
+
+
+def cpu_model() -> str:
+    """The processor's model name from /proc/cpuinfo (the first one), or what the platform
+    module says where there is no such file."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def _free_port() -> int:

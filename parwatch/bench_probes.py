@@ -23,8 +23,9 @@ from parwatch.broker import TopicSpec
 from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from parwatch.settings import Settings
+from producers.sdk.bulk import CHUNK_LINES
 from producers.sdk.connection import producer_options
-from producers.sdk.publisher import Publisher, PublishError
+from producers.sdk.publisher import Publisher
 from producers.simulation.messages import Message
 from producers.simulation.raw import topic_of
 from schemas.decoding import decode
@@ -129,20 +130,24 @@ def bare_producer_rate(
 def sdk_rate(
     settings: Settings, messages: Sequence[Message]
 ) -> tuple[float, list[Message], int, dict[str, Any]]:
-    """The SDK publishing ``messages`` (bytes in, as an agency would pass them). Returns its
-    rate over accepted events, the accepted messages, the refused count, producer options."""
+    """The SDK publishing ``messages`` (bytes in, as an agency would pass them) the way
+    ``parwatch publish`` does: ``Publisher.publish_many`` on ``CHUNK_LINES`` events at a time,
+    then ``flush``. Returns its rate over accepted events, the accepted messages, the refused
+    count, and the producer options (for the bare producer beside it)."""
     config = wiring.publisher_config(settings)
     accepted: list[Message] = []
     refused = 0
     with Publisher(config) as publisher:
         started = time.perf_counter()
-        for m in messages:
-            try:
-                publisher.publish(m.value)
-            except PublishError:
-                refused += 1
-                continue
-            accepted.append(m)
+        for start in range(0, len(messages), CHUNK_LINES):
+            chunk = messages[start : start + CHUNK_LINES]
+            refusals = publisher.publish_many([m.value for m in chunk])
+            if refusals:
+                bad = {r.position for r in refusals}
+                accepted += (m for i, m in enumerate(chunk) if i not in bad)
+                refused += len(bad)
+            else:
+                accepted += chunk
         publisher.flush()
         elapsed = time.perf_counter() - started
         stats = publisher.stats()

@@ -35,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "after 4N messages (3N more are published); (5) latency from publish to queryable "
             "(the row's _inserted_at) at a steady offered load; (6) the publisher SDK's send "
             "rate beside bare kafka-python's (five pairs of runs, alternating which goes "
-            "first; medians); (7) the analyst's figures: `parwatch kpi --period month --json` and "
+            "first; medians; the SDK publishes as `parwatch publish` does, with "
+            "Publisher.publish_many); (7) the analyst's figures: "
+            "`parwatch kpi --period month --json` and "
             "`parwatch report` timed over a warehouse of --analyst-events synthetic events. "
             "Uses the embedded broker (Tansu) and an embedded "
             "warehouse (chdb) in a new folder under PARWATCH_DATA_DIR, or the configured "
@@ -45,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "out); totals from start are shown beside them. The default size takes 5-6 minutes "
             "on 2 cores; progress goes to stderr. Exit 0 when the warehouse holds exactly what "
             "was sent, 1 if not. Stop other work on the machine first: the figures are only as "
-            "quiet as the machine."
+            "quiet as the machine; every run reports the processor, its cores and the load "
+            "average at start and at end."
         ),
     )
     p.add_argument("--events", type=int, default=200_000, metavar="N",
@@ -65,6 +68,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "`parwatch kpi --period month --json` and `parwatch report`, each timed from "
                    "process start to exit over about E synthetic events written in-engine "
                    "(a province's year is about 10M; default 10000000; 0: skip)")  # fmt: skip
+    p.add_argument("--only", choices=["publisher"], default=None,
+                   help="run one phase alone: publisher, the SDK beside bare kafka-python on "
+                   "the same events as a full run (the first --publisher-events of the N "
+                   "simulated); no pipeline, memory, latency, check or analyst figures; exit 0 "
+                   "when every SDK send was delivered")  # fmt: skip
     p.add_argument("--seed", type=int, default=2024, help="simulator seed (default 2024)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--keep", action="store_true",
@@ -94,14 +102,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     opts = BenchOptions(
         events=args.events, rate=args.rate, duration_s=args.duration,
         publisher_events=args.publisher_events, seed=args.seed, keep=args.keep,
-        engine=args.engine,
+        engine=args.engine, only=args.only or "",
     )  # fmt: skip
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
     result = run_bench(settings, opts, dict(os.environ), say)
+    if opts.only:  # run_bench raised if any SDK send failed
+        print(json.dumps(as_json(result), ensure_ascii=False, indent=1) if args.json
+              else format_publisher_only(result))  # fmt: skip
+        return 0
     analyst = _analyst(args, settings, say)
+    if analyst is not None:  # the run ends with the analyst's figures
+        result.load_average_1m_end = round(os.getloadavg()[0], 2)
     if args.json:
         out = as_json(result)
         if analyst is not None:
@@ -150,7 +164,6 @@ def as_json(result: BenchResult) -> dict[str, Any]:
 
 def format_table(r: BenchResult, opts: BenchOptions) -> str:
     c = r.warehouse_check
-    sdk_share = r.publisher_events_per_s / max(r.bare_producer_events_per_s, 1e-9)
     if r.ratio_basis == "first-batch":
         note = [
             "  (events/s and seconds: after each side's first batch, start-up excluded;",
@@ -176,8 +189,8 @@ def format_table(r: BenchResult, opts: BenchOptions) -> str:
             f"{'  batch / faust':42}{r.batch_over_faust:>12.2f}",
         ]
     rows = [
-        f"parwatch bench: {r.events:,} messages (simulator mix), {r.cpu_count} cores, "
-        f"load {r.load_average_1m:g} at start",
+        f"parwatch bench: {r.events:,} messages (simulator mix)",
+        machine_line(r),
         f"broker {r.broker}; warehouse {r.warehouse}",
         "",
         f"{'throughput':42}{'events/s':>12}{'seconds':>10}{'total s':>10}",
@@ -195,9 +208,37 @@ def format_table(r: BenchResult, opts: BenchOptions) -> str:
         f"p99 {r.latency_p99_s:.3f} s   max {r.latency_max_s:.3f} s",
         f"worker RSS: after N {r.rss_after_n_mb:,.0f} MiB, after 4N {r.rss_after_4n_mb:,.0f} MiB, "
         f"peak {r.rss_peak_mb:,.0f} MiB",
-        f"publisher, {r.publisher_events:,} events, median of {len(r.publisher_runs_per_s)} "
-        f"alternating runs: SDK {r.publisher_events_per_s:,.0f}/s, "
-        f"bare kafka-python {r.bare_producer_events_per_s:,.0f}/s (SDK / bare {sdk_share:.2f})",
+        *publisher_lines(r),
         f"warehouse check: {check}: {'OK' if r.verified else 'MISMATCH'}",
     ]
     return "\n".join(rows)
+
+
+def machine_line(r: BenchResult) -> str:
+    """The machine the figures were measured on, and how busy it was at start and at end."""
+    return (
+        f"machine: {r.cpu_model or 'unknown processor'}, {r.cpu_count} cores; load average "
+        f"(1 min) {r.load_average_1m:g} at start, {r.load_average_1m_end:g} at end"
+    )
+
+
+def publisher_lines(r: BenchResult) -> list[str]:
+    sdk_share = r.publisher_events_per_s / max(r.bare_producer_events_per_s, 1e-9)
+    return [
+        f"publisher, {r.publisher_events:,} events, median of {len(r.publisher_runs_per_s)} "
+        f"alternating runs: SDK {r.publisher_events_per_s:,.0f}/s, bare kafka-python "
+        f"{r.bare_producer_events_per_s:,.0f}/s (SDK / bare {sdk_share:.2f})",
+        f"  SDK path: {r.publisher_path}; runs/s SDK "
+        f"{', '.join(f'{x:,.0f}' for x in r.publisher_runs_per_s)}; bare "
+        f"{', '.join(f'{x:,.0f}' for x in r.bare_producer_runs_per_s)}",
+    ]
+
+
+def format_publisher_only(r: BenchResult) -> str:
+    return "\n".join([
+        f"parwatch bench --only publisher: the first {r.publisher_events + r.publisher_refused:,} "
+        f"of {r.events:,} simulated messages ({r.publisher_refused:,} refused by the SDK)",
+        machine_line(r),
+        f"broker {r.broker}",
+        *publisher_lines(r),
+    ])  # fmt: skip

@@ -82,6 +82,54 @@ def test_small_bench_reports_every_figure_consistently(tmp_path: Path) -> None:
     for phase in ("1/7", "2/7", "3/7", "4/7", "5/7", "6/7", "7/7"):
         assert phase in done.stderr
     assert not any(p.name.startswith("bench-") for p in tmp_path.iterdir())
+    assert_machine(result)
+    assert "publish_many" in result["publisher_path"]
+
+
+def assert_machine(result: dict[str, Any]) -> None:
+    """The machine the figures come from: this one's processor, cores and load averages."""
+    models = [
+        line.partition(":")[2].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.partition(":")[0].strip() == "model name"
+    ]
+    assert result["cpu_model"] == models[0]
+    assert result["cpu_count"] == os.cpu_count()
+    for key in ("load_average_1m", "load_average_1m_end"):
+        assert isinstance(result[key], float) and 0 <= result[key] < 1000, key
+
+
+@pytest.mark.kafka
+def test_the_publisher_phase_alone_reports_its_figures_and_the_machine(tmp_path: Path) -> None:
+    done = _bench(tmp_path, "--only", "publisher", "--events", "3000", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["only"] == "publisher"
+    assert result["publisher_events"] + result["publisher_refused"] == 3000
+    assert result["publisher_refused"] > 0  # the mix's invalid events, refused by the SDK
+    assert len(result["publisher_runs_per_s"]) == len(result["bare_producer_runs_per_s"]) == 5
+    for runs, key in (("publisher_runs_per_s", "publisher_events_per_s"),
+                      ("bare_producer_runs_per_s", "bare_producer_events_per_s")):  # fmt: skip
+        assert all(rate > 0 for rate in result[runs])
+        assert sorted(result[runs])[2] == pytest.approx(result[key], abs=0.1)
+    assert "publish_many" in result["publisher_path"]
+    assert_machine(result)
+    # No other phase ran.
+    for key in ("baseline_events_per_s", "pipeline_events_per_s", "latency_p99_s",
+                "rss_after_n_mb"):  # fmt: skip
+        assert result[key] == 0, key
+    assert "3/7" in done.stderr
+    for phase in ("1/7", "2/7", "4/7", "5/7", "6/7", "7/7", "analyst"):
+        assert phase not in done.stderr
+    assert not any(p.name.startswith(("bench-", "bench-analyst-")) for p in tmp_path.iterdir())
+
+    table = _bench(tmp_path, "--only", "publisher", "--events", "1000")
+    assert table.returncode == 0, table.stderr[-3000:]
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("parwatch bench --only publisher: the first 1,000 of 1,000")
+    assert lines[1].startswith(f"machine: {result['cpu_model']}, {os.cpu_count()} cores; ")
+    assert " at start, " in lines[1] and lines[1].endswith(" at end")
+    assert "SDK / bare" in lines[3] and "publish_many" in lines[4]
 
 
 @pytest.mark.parametrize(
