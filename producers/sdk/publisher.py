@@ -109,7 +109,7 @@ from producers.sdk.publisher_config import (
 from producers.sdk.publisher_state import PublisherState
 from producers.sdk.spool import Spool, SpoolRecord
 
-DEFAULT_CONFIG = KafkaProducer.DEFAULT_CONFIG
+_KAFKA_DEFAULTS = KafkaProducer.DEFAULT_CONFIG
 
 __all__ = [
     "RESERVED_KAFKA_OPTIONS",
@@ -152,7 +152,7 @@ class Publisher:
         self._handover: Handover | None = None  # for state.producer; replaced with it
         # publish_many prepares about a produce request's worth of events, then hands them over.
         self._run_bytes = int(
-            config.kafka_options.get("max_request_size", DEFAULT_CONFIG["max_request_size"])
+            config.kafka_options.get("max_request_size", _KAFKA_DEFAULTS["max_request_size"])
         )
         self._closed = False  # no more publish()
         self._shut = False  # close() has finished
