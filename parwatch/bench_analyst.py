@@ -209,7 +209,22 @@ def build(path: str, events: int) -> None:
         "SELECT (SELECT count() FROM service_events) + (SELECT count() FROM inspection_events)"
         " + (SELECT count() FROM offering_events)"
     ).result_rows[0][0]
+    _settle(client)
     print(stored)
+
+
+def _settle(client: Any, timeout_s: float = 300.0) -> None:
+    """Wait until the engine's background merges of the new data are over: the commands are
+    timed on a warehouse at rest, as a long-running one is most of the time (not while the
+    next process, opening it, merges the build's parts)."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        busy = client.query(
+            "SELECT count() FROM system.merges WHERE database = currentDatabase()"
+        ).result_rows[0][0]
+        quiet = 0 if busy else quiet + 1
+        time.sleep(0.5)
 
 
 def _timed(cmd: list[str], env: Mapping[str, str]) -> float:
