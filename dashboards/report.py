@@ -219,17 +219,12 @@ def render_report(
     targets = read_targets(client)
     period = plan_year(kpi_range)
     dashboards = build_dashboards(targets)
-    plan = next(d for d in dashboards if d.uid == "parwatch-plan-targets")
-    # Each panel's query runs once: the first section's figures are the plan panels' rows.
-    results = {
-        p.key: run_panel(client, p, pipeline_range if p.writes else kpi_range, period)
-        for p in plan.panels
-        if not p.live
-    }
+    # Each panel's query runs once: the first section reads the plan panels' rows.
+    results: dict[str, dict[str, tuple[list[str], list[Any]]]] = {}
     sections, count = [], 0
     for d in dashboards:
-        done = results if d is plan else {}
-        sections.append(_section(client, d, kpi_range, pipeline_range, period, done))
+        results[d.uid] = {}
+        sections.append(_section(client, d, kpi_range, pipeline_range, period, results[d.uid]))
         count += sum(not p.live for p in d.panels)
     title = "parwatch — báo cáo cải cách hành chính tỉnh Thanh Hóa"
     intro = (
@@ -241,7 +236,7 @@ def render_report(
         '<!DOCTYPE html>\n<html lang="vi"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
         f'<h1>{escape(title)}</h1><p class="meta">{escape(intro)}</p>'
-        + headline(targets, results, period, kpi_range)
+        + headline(targets, results["parwatch-plan-targets"], period, kpi_range)
         + "".join(sections)
         + "</body></html>\n"
     )
@@ -255,9 +250,9 @@ def _section(
     kpi_range: TimeRange,
     writes_range: TimeRange,
     period: str,
-    done: dict[str, tuple[list[str], list[Any]]],
+    rows_of: dict[str, tuple[list[str], list[Any]]],
 ) -> str:
-    """The dashboard's section; ``done``: rows of its panels already queried (by key)."""
+    """The dashboard's section; each panel's (columns, rows) go into ``rows_of`` by key."""
     tr = writes_range if d.uid == PIPELINE_UID else kpi_range
     span = (f"{charts.fmt_value(tr.start, '')} – {charts.fmt_value(tr.end, '')} "
             "(giờ Việt Nam)")  # fmt: skip
@@ -272,10 +267,9 @@ def _section(
     for p in d.panels:
         if p.live:
             continue
-        got = done.get(p.key)
-        if got is None:
-            got = run_panel(client, p, writes_range if p.writes else tr, period)
-        columns, rows = got
+        columns, rows = rows_of[p.key] = run_panel(
+            client, p, writes_range if p.writes else tr, period
+        )
         parts.append(
             f'<div class="panel" id="{escape(d.uid)}-{escape(p.key)}"><h3>{escape(p.title)}</h3>'
             f'<p class="desc">{escape(p.description)}</p>{_render_panel(p, columns, rows)}</div>'
