@@ -47,6 +47,9 @@ OFFERING_COLUMNS = ("agency_code", "procedure_code", "level", "prefill_designed"
 LEVELS: tuple[str, ...] = get_args(OfferingLevel)
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_PROCEDURE_CODE = 32
+MAX_CATALOG_BYTES = 64 * 2**20
+"""The largest catalog export read (a province's is about 300 KB; 64 MiB is over a million
+lines): a bigger file is refused before it is read."""
 
 OFFERING_NAMESPACE = uuid.UUID("5f0c7a3e-8d2b-4c61-9a47-0e6b2d9c1f58")
 """The uuid5 namespace of offering event ids. Fixed forever: changing it changes every id."""

@@ -20,6 +20,7 @@ from parwatch.settings import Settings
 from parwatch.table import table_lines
 from schemas.offering_catalog import (
     LOCAL,
+    MAX_CATALOG_BYTES,
     OFFERING_COLUMNS,
     LineError,
     offering_event,
@@ -113,6 +114,8 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     try:
+        if path.stat().st_size > MAX_CATALOG_BYTES:
+            raise UsageError(f"{path}: larger than {MAX_CATALOG_BYTES >> 20} MiB; split it")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None

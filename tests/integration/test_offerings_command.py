@@ -19,7 +19,7 @@ from parwatch.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from parwatch.cli import main
 from producers.sdk.partitioning import murmur2
 from schemas.catalog import load_catalog
-from schemas.offering_catalog import offering_event, read_offerings
+from schemas.offering_catalog import MAX_CATALOG_BYTES, offering_event, read_offerings
 from streams.warehouse.reference import load_catalog_tables
 from tests.conftest import read_topic
 
@@ -108,6 +108,10 @@ def test_dry_run_and_usage_errors_send_nothing(
     path.write_bytes(b"\xff\xfe")
     assert main(["offerings", "import", str(path)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
+    with path.open("r+b") as f:  # sparse: refused by its size, before anything is read
+        f.truncate(MAX_CATALOG_BYTES + 1)
+    assert main(["offerings", "import", str(path)]) == 2
+    assert "larger than 64 MiB" in capsys.readouterr().err
     topic = kafka_env["PARWATCH_TOPIC_OFFERINGS"]
     assert read_topic(kafka_env["PARWATCH_KAFKA_BOOTSTRAP"], topic, expected=1, timeout_s=3) == []
 
