@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ from kafka import KafkaProducer
 from kafka.producer.future import RecordMetadata
 from kafka.structs import TopicPartition
 
-from parwatch.broker import EmbeddedBroker, free_port
+from parwatch.broker import EmbeddedBroker
 from producers.sdk.bulk import CHUNK_LINES, publish_jsonl
 from producers.sdk.handover import Handover
 from producers.sdk.publisher import Publisher, PublisherConfig, Refusal
@@ -115,20 +113,10 @@ def test_publish_many_after_publish_keeps_the_order_of_both(
     assert_delivered(records, events, topics, partitions)
 
 
-@pytest.fixture
-def port() -> Iterator[int]:
-    yield free_port()
-
-
-def fresh_topics() -> Topics:
-    suffix = uuid.uuid4().hex[:12]
-    return Topics(f"inspection-events-{suffix}", f"service-events-{suffix}", f"dl-{suffix}")
-
-
 def test_publish_many_with_the_broker_down_spools_everything_then_delivers_it_in_order(
-    port: int, tmp_path: Path
+    port: int, fresh_topics: Topics, tmp_path: Path
 ) -> None:
-    topics = fresh_topics()
+    topics = fresh_topics
     good = mixed_events(1500, seed=107)
     events, refused_at = with_bad_ones(good)
     cfg = PublisherConfig(
@@ -162,9 +150,9 @@ def test_publish_many_with_the_broker_down_spools_everything_then_delivers_it_in
 
 
 def test_publish_many_into_a_broker_that_went_away_spools_and_resends_each_event_once(
-    port: int, tmp_path: Path
+    port: int, fresh_topics: Topics, tmp_path: Path
 ) -> None:
-    topics = fresh_topics()
+    topics = fresh_topics
     before, after = mixed_events(300, seed=109), mixed_events(2000, seed=110)
     cfg = PublisherConfig(
         bootstrap=f"127.0.0.1:{port}", topics=topics, spool_dir=tmp_path / "spool", **FAST

@@ -10,8 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,18 +33,6 @@ FAST: dict[str, Any] = {
     "retry_backoff_s": 0.1,
     "retry_backoff_max_s": 1.0,
 }
-
-
-@pytest.fixture
-def fresh_topics() -> Topics:
-    suffix = uuid.uuid4().hex[:12]
-    return Topics(f"inspection-events-{suffix}", f"service-events-{suffix}", f"dl-{suffix}")
-
-
-@pytest.fixture
-def port() -> Iterator[int]:
-    """A free loopback port for a broker that the test starts (and restarts) itself."""
-    yield free_port()
 
 
 def start_broker(port: int, topics: Topics) -> EmbeddedBroker:
