@@ -24,6 +24,7 @@ closes, or by the child when the worker dies without closing it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import multiprocessing
@@ -34,9 +35,10 @@ import tempfile
 import threading
 import time
 from array import array
-from collections.abc import Collection, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Collection, Generator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +48,7 @@ from streams.worker.processor import Decoding, Origins, decode_many, pack_batch
 INLINE_START = 0.25  # share of a batch decoded in the worker's own process, at first
 INLINE_STEP = 0.02  # moved after each batch, towards whichever side waits
 INLINE_MAX = 0.5
+PART_MESSAGES = 4_000  # a part for the children: small enough to steal, large enough to cost little
 
 
 class DecoderError(StreamsError, RuntimeError):
@@ -136,17 +139,78 @@ def decode_file(
     return done
 
 
+class Job:
+    """A batch being decoded: the children's parts (in message order), then the messages
+    decoded here at submit. Await it for one ``Decoding`` a message, in the batch's order.
+
+    Awaiting it steals: a part no child has started yet (still in the pool's queue) is taken
+    back and decoded here, from the last such part backwards, while the child finishes the
+    parts it has; only then does the caller wait. The worker's process never sits idle waiting
+    for a child that has a queue of work (a fixed share suits one machine and one load)."""
+
+    def __init__(
+        self, decoder: Decoder, parts: list[_Part], here: list[Decoding],
+        args: tuple[datetime, Collection[str], Mapping[str, int] | None],
+    ) -> None:  # fmt: skip
+        self._decoder, self._parts, self._here, self._args = decoder, parts, here, args
+        self._result: list[Decoding] | None = None
+
+    def done(self) -> bool:
+        """Whether the children have finished every part (nothing left to wait for)."""
+        return self._result is not None or all(p.future.done() for p in self._parts)
+
+    def __await__(self) -> Generator[Any, None, list[Decoding]]:
+        return self._collect().__await__()
+
+    async def _collect(self) -> list[Decoding]:
+        if self._result is not None:
+            return self._result
+        parts, now, known, partitions = self._parts, *self._args
+        results: list[list[Decoding] | None] = [None] * len(parts)
+        for i in reversed(range(len(parts))):
+            part = parts[i]
+            if part.future.cancel():  # no child has it yet: decoded here, now
+                _unlink(part.path)
+                results[i] = decode_many(*pack_batch(part.groups), now, known, partitions)
+                self._decoder.stolen += sum(len(ms) for _, _, ms in part.groups)
+        for i, part in enumerate(parts):
+            if results[i] is None:
+                try:
+                    done = await asyncio.wrap_future(part.future)
+                except BrokenProcessPool as exc:
+                    raise DecoderError(f"a decoding process died: {exc}") from exc
+                # Written by our own child in our private folder (0700), never by anyone else.
+                results[i] = pickle.loads(_take(done))  # noqa: S301
+        if self._here:
+            results.append(self._here)
+        whole = [r for r in results if r is not None]
+        self._result = whole[0] if len(whole) == 1 else [d for r in whole for d in r]
+        self._parts = []
+        return self._result
+
+
+@dataclass
+class _Part:
+    """A run of a batch given to the children: its future (the results file's name), its
+    messages (decoded here if it is stolen) and its batch file."""
+
+    future: Future[str]
+    groups: list[tuple[str, int, list[Any]]]
+    path: str
+
+
 class Decoder:
     def __init__(self, processes: int = 1) -> None:
         if processes < 0:
             raise ValueError("decode processes: 0 (in this process) or more")
         self.processes = processes
-        # The share of each batch decoded here, beside the children (see ``balance``).
+        # The share of each batch decoded here at submit, beside the children (``balance``).
         self.inline_share = INLINE_START if processes else 1.0
+        self.stolen = 0  # messages given to the children, then decoded here (``Job``)
         self._pool: ProcessPoolExecutor | None = None
         self._folder: str | None = None
         self._names = itertools.count()
-        self._running: list[asyncio.Future[str]] = []  # the children's parts not yet collected
+        self._running: list[Future[str]] = []  # the children's parts not yet finished
         if processes:
             self._folder = _folder()
             self._pool = ProcessPoolExecutor(
@@ -167,36 +231,35 @@ class Decoder:
     def submit(
         self, groups: list[tuple[str, int, list[Any]]], now: datetime,
         known_agencies: Collection[str], partitions: Mapping[str, int] | None = None,
-    ) -> asyncio.Future[list[Decoding]]:  # fmt: skip
+    ) -> Job:  # fmt: skip
         """Start decoding a batch given as (topic, partition, Kafka messages) groups; the
-        future gives one ``Decoded``, ``Refusal`` or ``Forward`` a message (``partitions``: the
-        topics' partition counts, see ``processor.decode_many``), in the groups' order. The last
-        ``inline_share`` of the messages are decoded here and now (the children meanwhile
-        decode the rest); with several processes, each gets a run of whole groups of about the
-        same size."""
-        loop = asyncio.get_running_loop()
+        ``Job`` gives one ``Decoded``, ``Refusal`` or ``Forward`` a message (``partitions``:
+        the topics' partition counts, see ``processor.decode_many``), in the groups' order. The
+        last ``inline_share`` of the messages are decoded here and now; the rest goes to the
+        children in parts of about ``PART_MESSAGES`` (at least one a process), which any child
+        takes when it is free, and which the ``Job`` takes back if no child has started them
+        by the time it is awaited."""
+        args = (now, known_agencies, partitions)
         if self._pool is None:
-            fut: asyncio.Future[list[Decoding]] = loop.create_future()
-            fut.set_result(decode_many(*pack_batch(groups), now, known_agencies, partitions))
-            return fut
+            return Job(self, [], decode_many(*pack_batch(groups), *args), args)
         running = [f for f in self._running if not f.done()]
         if self._running and not running:  # the children finished all they had: they wait
             self.balance(waited=False)
         total = sum(len(ms) for _, _, ms in groups)
         remote, local = _cut(groups, total - int(total * self.inline_share))
+        parts: list[_Part] = []
+        remote_n = total - sum(len(ms) for _, _, ms in local)
+        count = max(self.processes, -(-remote_n // PART_MESSAGES)) if remote_n else 0
         try:
-            parts = [
-                loop.run_in_executor(
-                    self._pool, decode_file, *self._put(part), now, known_agencies, partitions
-                )  # fmt: skip
-                for part in _split(remote, self.processes)
-                if part
-            ]
+            for run in _chunks(remote, count):
+                path, n, origins = self._put(run)
+                future = self._pool.submit(decode_file, path, n, origins, *args)
+                parts.append(_Part(future, run, path))
         except BrokenProcessPool as exc:  # a process died while idle
             raise DecoderError(f"a decoding process died: {exc}") from exc
-        self._running = running + parts
-        here = decode_many(*pack_batch(local), now, known_agencies, partitions) if local else []
-        return asyncio.ensure_future(self._joined(parts, here))
+        self._running = running + [p.future for p in parts]
+        here = decode_many(*pack_batch(local), *args) if local else []
+        return Job(self, parts, here, args)
 
     def balance(self, waited: bool) -> None:
         """Move a little work towards the side that is ahead: ``waited``, the caller waited
@@ -218,24 +281,6 @@ class Decoder:
         _write(path, lengths, *(offsets for _, _, offsets in origins), blob)
         return path, len(lengths), [(t, p, len(offsets)) for t, p, offsets in origins]
 
-    async def _joined(
-        self, parts: list[asyncio.Future[str]], here: list[Decoding]
-    ) -> list[Decoding]:
-        try:
-            done = await asyncio.gather(*parts)
-        except BrokenProcessPool as exc:
-            raise DecoderError(f"a decoding process died: {exc}") from exc
-        # Written by our own child in our private folder (0700), never by anyone else.
-        results: list[list[Decoding]] = [
-            pickle.loads(_take(path))  # noqa: S301
-            for path in done
-        ]
-        if here:
-            results.append(here)
-        if len(results) == 1:
-            return results[0]
-        return [d for part in results for d in part]
-
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -243,6 +288,11 @@ class Decoder:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _cut(
@@ -263,16 +313,18 @@ def _cut(
     return head, tail
 
 
-def _split(groups: list[tuple[str, int, list[Any]]], n: int) -> list[list[Any]]:
-    """``groups`` cut into at most ``n`` runs of whole groups, each about 1/n of the messages."""
+def _chunks(
+    groups: list[tuple[str, int, list[Any]]], n: int
+) -> list[list[tuple[str, int, list[Any]]]]:
+    """``groups`` cut into ``n`` runs of about the same number of messages, in order (a group
+    may be cut); no empty run."""
     total = sum(len(ms) for _, _, ms in groups)
-    if n <= 1 or len(groups) <= 1:
-        return [groups]
-    parts: list[list[Any]] = [[]]
-    filled = 0
-    for g in groups:
-        if filled >= total * len(parts) / n and len(parts) < n:
-            parts.append([])
-        parts[-1].append(g)
-        filled += len(g[2])
-    return parts
+    runs: list[list[tuple[str, int, list[Any]]]] = []
+    rest = groups
+    for k in range(n, 0, -1):
+        size = -(-total // k)  # ceil: the runs differ by at most one message
+        run, rest = _cut(rest, size)
+        total -= size
+        if run:
+            runs.append(run)
+    return runs

@@ -19,7 +19,6 @@ on another partition than their key's are forwarded there instead (``forwarding`
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from schemas.signing import Keyring, check_signature
 from streams.worker.batch import Batch
 from streams.worker.catalog_holder import CatalogHolder
 from streams.worker.dead_letter_topic import DeadLetterTopic
-from streams.worker.decoder import Decoder
+from streams.worker.decoder import Decoder, Job
 from streams.worker.entity_states import EntityStates
 from streams.worker.forwarding import Forwarder
 from streams.worker.keyring_holder import KeyringHolder
@@ -57,7 +56,7 @@ class Pending:
     """A fetched batch being decoded."""
 
     groups: Groups
-    decoded: asyncio.Future[list[Decoding]]
+    decoded: Job
     generation: int
     now: datetime
 

@@ -136,16 +136,45 @@ def test_batch_folder_is_private_and_falls_back_when_shm_is_small(tmp_path: Any)
         os.rmdir(small)
 
 
-def test_split_keeps_order_and_balances() -> None:
-    from streams.worker.decoder import _split
+def test_chunks_keep_order_and_sizes() -> None:
+    from streams.worker.decoder import _chunks
 
-    groups = [("t", p, [None] * n) for p, n in enumerate([5, 1, 7, 3, 4, 0, 6])]
-    parts = _split(groups, 2)
-    assert [g for part in parts for g in part] == groups
-    assert len(parts) == 2 and all(parts)
-    assert abs(sum(len(g[2]) for g in parts[0]) - sum(len(g[2]) for g in parts[1])) <= 7
-    assert _split(groups, 1) == [groups]
-    assert _split(groups[:1], 3) == [groups[:1]]
+    groups = [
+        ("t", p, list(range(100 * p, 100 * p + n))) for p, n in enumerate([5, 1, 7, 3, 4, 0, 6])
+    ]
+    for n in (1, 2, 3, 7, 26, 40):
+        runs = _chunks(groups, n)
+        flat = [(t, p, m) for run in runs for t, p, ms in run for m in ms]
+        assert flat == [(t, p, m) for t, p, ms in groups for m in ms], n
+        sizes = [sum(len(ms) for _, _, ms in run) for run in runs]
+        assert all(sizes) and len(runs) == min(n, 26) and max(sizes) - min(sizes) <= 1, n
+
+
+def test_parts_no_child_has_started_are_decoded_here(monkeypatch: Any) -> None:
+    """Awaited at once, a batch of many small parts: those the child has not started (it holds
+    at most two at a time, and decodes slower than parts are handed over) are taken back and
+    decoded here, and the result is the same as decoded anywhere."""
+    import streams.worker.decoder as decoder_module
+
+    groups = _batch()
+    here = asyncio.run(_decode(0, groups))
+    monkeypatch.setattr(decoder_module, "PART_MESSAGES", 50)
+
+    async def stolen() -> tuple[list[Decoding], int]:
+        decoder = Decoder(1)
+        decoder.inline_share = 0.0
+        try:
+            await decoder.start()
+            job = decoder.submit(groups, NOW, frozenset(load_catalog().agencies))
+            assert not job.done()
+            return list(await job), decoder.stolen
+        finally:
+            decoder.close()
+
+    got, count = asyncio.run(stolen())
+    assert got == here
+    total = sum(len(ms) for _, _, ms in groups)
+    assert 0 < count <= total
 
 
 CHILD = """
