@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +45,21 @@ class BatchWriter:
         self.status_path = status_path
         self.metrics: WorkerMetrics | None = None  # set by the command: counted per write
 
-    async def write(self, batch: Batch, commit: Commit) -> None:
+    def write(self, batch: Batch, commit: Commit) -> Coroutine[Any, Any, None]:
+        """Take the batch's rows now (built from entity states that change in place once the
+        next batch is applied: see ``classify.DossierState``), and return the coroutine that
+        writes them, waits for the batch's sends, commits and counts."""
         started = time.monotonic()
+        tables = batch.rows.take()
+        return self._write(batch, commit, tables, started)
+
+    async def _write(
+        self, batch: Batch, commit: Commit, tables: dict[str, list[Any]], started: float
+    ) -> None:
         # The dead letters' acknowledgements and the insert run at once (waiting for one, then
         # the other, added a broker round trip to every write); the commit waits for both.
         sends = [*batch.dead_letters, *batch.forwards]
         refusals = asyncio.gather(*sends) if sends else None
-        tables = batch.rows.take()
         sizes = {table: len(rows_) for table, rows_ in tables.items()}
         written = await self.destination.write(tables, batch.token(), batch.messages)
         if refusals is not None:

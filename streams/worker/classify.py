@@ -169,8 +169,10 @@ _SUPPLEMENTS = frozenset({"supplement_requested", "supplement_received"})
 @dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per event
 class DossierState:
     """A dossier's state: the events applied (for dedup) and its lifecycle
-    (``schemas.lifecycle``), written to ``dossier_lifecycle``. Replaced, never changed in
-    place: ``apply_service`` returns a new state with a new lifecycle."""
+    (``schemas.lifecycle``), written to ``dossier_lifecycle``. Changed in place by
+    ``apply_service`` (one state a dossier: copying the lifecycle for every event cost more
+    than applying it), so whoever builds rows from it does so before the next event is applied
+    (``RowBuffer.take``, called when a write starts)."""
 
     seen: dict[EventKey, Position] = field(default_factory=dict)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
@@ -213,10 +215,10 @@ def apply_service(
     state: DossierState, event: ServiceEvent | EventKey, position: Position,
     facts: ServiceFacts | PlainFacts | None = None,
 ) -> tuple[DossierState, Outcome]:  # fmt: skip
-    """The dossier's state after ``event``; unchanged for a redelivery or a duplicate.
-    ``event`` may be given as its ``event_id.int`` with its ``facts`` (``service_facts``, or
-    ``plain_facts`` of them: what the decoding process sends); an event model's facts are read
-    from it."""
+    """The dossier's state after ``event``: ``state`` itself, with the event applied in place
+    (see ``DossierState``); unchanged for a redelivery or a duplicate. ``event`` may be given
+    as its ``event_id.int`` with its ``facts`` (``service_facts``, or ``plain_facts`` of them:
+    what the decoding process sends); an event model's facts are read from it."""
     eid = event if isinstance(event, int) else event.event_id.int
     seen = state.seen
     first = seen.get(eid)
@@ -228,13 +230,14 @@ def apply_service(
         facts = service_facts(event, ticks_ms(event.occurred_at))
     elif type(facts) is not ServiceFacts:
         facts = facts_of(facts)
-    lifecycle = state.lifecycle.copy()
+    lifecycle = state.lifecycle
     lifecycle.apply(facts, eid)
     if facts.event_type in _SUPPLEMENTS:
         # Kept sorted (by time, then event key): the same events in any order give equal
         # states, as a state rebuilt from the warehouse in Kafka order must equal the live one.
         lifecycle.supplements.sort()
-    return DossierState({**seen, eid: position}, lifecycle), Outcome.NEW
+    seen[eid] = position
+    return state, Outcome.NEW
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per event

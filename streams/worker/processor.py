@@ -129,7 +129,7 @@ class Processed:
 
 
 Event = InspectionEventV1 | ServiceEvent | OfferingEventV1
-_NO_INSPECTION, _NO_DOSSIER, _NO_OFFERING = InspectionState(), DossierState(), OfferingState()
+_NO_INSPECTION, _NO_OFFERING = InspectionState(), OfferingState()
 # The ``kind`` of a Decoded (INSPECTION, SERVICE, OFFERING), a Refusal or a Forward.
 INSPECTION, SERVICE, OFFERING, REFUSAL, FORWARD = 0, 1, 2, 3, 4
 
@@ -330,7 +330,9 @@ def apply_decoded(
         tables["inspection_events"].append(own[0])
         out.states[key] = (agency, entity_id, state, now)  # ``updated_at``: ``now``
     elif kind == SERVICE:
-        dossier = dossier_states.get(key) or _NO_DOSSIER
+        dossier = dossier_states.get(key)
+        if dossier is None:  # a new state: ``apply_service`` changes it in place
+            dossier = DossierState()
         new_dossier, outcome = apply_service(dossier, event_key, position, facts)  # type: ignore[arg-type]
         if outcome is Outcome.DUPLICATE:
             at = rows.Origin(topic, partition, offset)

@@ -46,6 +46,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CATALOG = load_catalog()
 AGENCY, DOSSIER = "TH-S-TP", "HS-LC-1"
 KEY = f"{AGENCY}:{DOSSIER}"
+NOW_MS = ticks_ms(NOW)
 
 
 def _ms(text: str) -> int:
@@ -221,17 +222,24 @@ def test_a_redelivery_writes_the_row_again_a_duplicate_does_not() -> None:
     assert set(tables) == {"duplicates"}
 
 
-def test_states_are_replaced_not_changed() -> None:
+def test_states_change_in_place_and_taken_rows_do_not() -> None:
+    """A dossier keeps one state, changed by each event; the rows taken for a write are built
+    when taken, so a later event changes the state but not the rows already taken."""
     run = Run()
     events = lifecycle_events()
     run.feed(_raw(events[0]), 0)
     before = run.doss[KEY]
-    copy = before.lifecycle.copy()
+    first = run.out.take()["dossier_lifecycle"]
+    alone = Run()  # the first event only, in a state of its own
+    alone.feed(_raw(events[0]), 0)
+    expected_first = rowbinary.lifecycle(AGENCY, DOSSIER, alone.doss[KEY].lifecycle, 1, NOW_MS)
     run.feed(_raw(events[1]), 1)
     after = run.doss[KEY]
-    assert after is not before and after.lifecycle is not before.lifecycle
-    assert before.lifecycle == copy and before.version == 1
-    assert after.lifecycle.supplements and not before.lifecycle.supplements
+    assert after is before and after.version == 2 and after.lifecycle.supplements
+    second = run.out.take()["dossier_lifecycle"]
+    assert first != second
+    assert first == [expected_first]
+    assert second == [rowbinary.lifecycle(AGENCY, DOSSIER, after.lifecycle, 2, NOW_MS)]
 
 
 def test_one_row_per_dossier_per_write() -> None:
@@ -323,7 +331,8 @@ def test_facts_read_back_from_a_stored_row_equal_the_live_ones() -> None:
 
 
 def test_lifecycle_of_an_empty_state_is_not_shared() -> None:
-    """The shared empty state (``_NO_DOSSIER``) is never changed by a new dossier's event."""
+    """A new dossier's state is its own (states change in place): one dossier's events never
+    show in another's, nor in a fresh state."""
     run = Run()
     run.feed(_raw(v2("supplement_requested", REQUESTED)), 0)
     run.feed(_raw(v2("submitted", SUBMITTED, dossier_id="HS-LC-9")), 1)
