@@ -9,6 +9,12 @@ pickle.
 
 ``processes=0`` decodes in the calling process instead (same functions, same results).
 
+Who decodes what: a share of each batch (``inline_share``, moved by ``balance``) is decoded in
+the worker's process when the batch is submitted; the rest goes to the children in parts of
+about ``PART_MESSAGES``, which a free child takes in order. When the worker needs a batch
+(``Job``), it takes back the parts no child has started and decodes them itself, so it waits
+only for the part or two a child holds: neither side sits idle while the other has a queue.
+
 The child is started with ``spawn`` (a fork of a process holding threads, an event loop and an
 embedded ClickHouse is not safe). It holds no state: if it dies, the worker stops with an error,
 nothing has been committed for the batches it had, and they are read again after a restart.
