@@ -102,8 +102,10 @@ def test_views_and_ledger() -> None:
     views = [s for s in DDL if re.match(r"CREATE (OR REPLACE )?VIEW ", s.sql)]
     # 0005: 6 views; 0009: kpi_<grain> x 4; 0011: offering history, bounds, facts and KPIs x 4;
     # 0012: per grain, three family facts views, the facts union and two narrow KPI views;
-    # 0013: kpi_bounds from min() and max()
-    assert [v.version for v in views] == [5] * 6 + [9] * 4 + [11] * 10 + [12] * 24 + [13]
+    # 0013: kpi_bounds from min() and max(); 0014 and 0015: the dossier facts view x 4
+    assert [v.version for v in views] == (
+        [5] * 6 + [9] * 4 + [11] * 10 + [12] * 24 + [13] + [14] * 4 + [15] * 4
+    )
     assert all(" ON CLUSTER pw AS" in v.sql for v in views)
     inserts = [s for s in DDL if s.sql.startswith("INSERT INTO parwatch.schema_migrations")]
     assert [s.version for s in inserts] == [m.version for m in migrations.load_migrations()]
