@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=(
             "Benchmark, in one run, on fresh topics, a fresh consumer group and a fresh "
             "warehouse: (1) publish N simulated messages (invalid ones and duplicates included; "
-            "untimed); (2) baseline: a bare aiokafka consumer reads them, json.loads on each; "
+            "untimed); (2) baseline: a bare aiokafka consumer reads them, json.loads on each "
+            "(three reads; the one of median rate counts); "
             "(3) pipeline: a `parwatch worker` process makes them durable in the warehouse "
             "(--engine both: then a Faust-engine worker on the same messages); "
             "the ratio pipeline / baseline compares the two; (4) the worker's RSS after N and "

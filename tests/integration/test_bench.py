@@ -60,6 +60,17 @@ def test_small_bench_reports_every_figure_consistently(tmp_path: Path) -> None:
     )
     assert result["latency_p50_s"] <= result["latency_p95_s"] <= result["latency_p99_s"]
     assert result["latency_p99_s"] <= result["latency_max_s"]
+    # Three baseline reads; the baseline is the one of median rate.
+    reads = result["baseline_reads_per_s"]
+    assert len(reads) == 3 and all(r > 0 for r in reads)
+    median = sorted(reads)[1]
+    if result["ratio_basis"] == "first-batch":
+        assert result["baseline_events_per_s"] == pytest.approx(median, rel=1e-3)
+    else:  # the worker's first write held everything: the rates from the starts (the
+        # times are printed rounded to milliseconds, the rates from the unrounded ones)
+        assert result["baseline_events_per_s"] == pytest.approx(
+            result["events"] / result["baseline_total_s"], rel=0.05
+        )
     # Every accepted event of the latency run (1,000 messages less the refused) was found.
     assert result["latency_missing"] == 0
     assert 950 <= result["latency_events"] < 1000
