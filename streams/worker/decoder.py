@@ -252,9 +252,9 @@ class Decoder:
         if self._running and not running:  # the children finished all they had: they wait
             self.balance(waited=False)
         total = sum(len(ms) for _, _, ms in groups)
-        remote, local = _cut(groups, total - int(total * self.inline_share))
+        remote_n = total - int(total * self.inline_share)
+        remote, local = _cut(groups, remote_n)
         parts: list[_Part] = []
-        remote_n = total - sum(len(ms) for _, _, ms in local)
         count = max(self.processes, -(-remote_n // PART_MESSAGES)) if remote_n else 0
         try:
             for run in _chunks(remote, count):
