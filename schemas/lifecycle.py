@@ -17,6 +17,7 @@ class, so both read a dossier alike. Instants are whole milliseconds since 1970 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import NamedTuple
 from uuid import UUID
 
@@ -69,8 +70,11 @@ class ServiceFacts(NamedTuple):
     payment_channel: str | None  # on `paid` (service/2)
 
 
-def service_facts(event: ServiceEventV1 | ServiceEventV2, ms: int) -> ServiceFacts:
-    """The facts of ``event``; ``ms`` is its ``occurred_at`` in milliseconds."""
+def service_facts(
+    event: ServiceEventV1 | ServiceEventV2, ms: int, due_ms: int | None | EllipsisType = ...
+) -> ServiceFacts:
+    """The facts of ``event``; ``ms`` is its ``occurred_at`` in milliseconds, ``due_ms`` its
+    ``due_at``'s (None without one; computed here when not given)."""
     kind = event.event_type
     v2 = isinstance(event, ServiceEventV2)
     submission = ending = payment = None
@@ -82,7 +86,7 @@ def service_facts(event: ServiceEventV1 | ServiceEventV2, ms: int) -> ServiceFac
             (event.service_level or "") if form is not None else "",
             form.fields_total if form is not None else 0,
             form.fields_prefilled if form is not None else 0,
-            ms_of(due) if due is not None else None,
+            (ms_of(due) if due is not None else None) if due_ms is ... else due_ms,
             event.digitized if v2 else None,  # type: ignore[union-attr]
             (event.reused_components or 0) if v2 else 0,  # type: ignore[union-attr]
         )  # fmt: skip

@@ -119,11 +119,10 @@ class Intake:
                         await self.forwarder.send(topic, d[2], d[1], m.value, m.headers)
                     )
                     result = forwarded
-                else:  # Refusal: kind, row, message, agency_code
-                    row = d[1]
-                    out.tables["dead_letters"].append(row)
+                else:  # Refusal: kind, row, message, agency_code, reason
+                    out.tables["dead_letters"].append(d[1])
                     batch.dead_letters.append(await self.dead_letters.send(m.key, d[2]))
-                    tally.refused(topic, row[0], d[3])  # the row's first: the reason
+                    tally.refused(topic, d[4], d[3])
                     result = refused
                 results[result] += 1
             batch.first.setdefault(tp, messages[0].offset)

@@ -31,7 +31,7 @@ from schemas.errors import InvalidEvent
 from schemas.inspection import InspectionEventV1
 from schemas.lifecycle import service_facts
 from schemas.offering import OfferingEventV1
-from schemas.service import ServiceEvent
+from schemas.service import ServiceEvent, ServiceEventV2
 from streams.warehouse.tables import Row
 from streams.worker import rowbinary, rows
 from streams.worker.classify import (
@@ -161,9 +161,10 @@ class Refusal(NamedTuple):
     """A refused message: what goes to the dead-letters table and topic."""
 
     kind: int  # always REFUSAL
-    row: Row  # its dead_letters row (the reason first)
+    row: bytes  # its dead_letters row, RowBinary (``rowbinary.dead_letter``)
     message: bytes  # the value for the dead-letters topic
     agency_code: str | None
+    reason: str  # the refusal's ``Reason`` value
 
 
 class Forward(NamedTuple):
@@ -205,12 +206,13 @@ def summarize(
             OFFERING, f"{agency}:{entity}", event.event_id.int, agency, entity, None, (row,),
         )  # fmt: skip
     entity = event.dossier_id
-    own: tuple[bytes, ...] = (rowbinary.service_event(event, raw, at, now_ms, occurred_ms),)
+    due = rowbinary.due_ms(event) if isinstance(event, ServiceEventV2) else None
+    own: tuple[bytes, ...] = (rowbinary.service_event(event, raw, at, now_ms, occurred_ms, due),)
     if event.event_type == "submitted":
-        own = (own[0], rowbinary.submission(event, now_ms, occurred_ms))
+        own = (own[0], rowbinary.submission(event, now_ms, occurred_ms, due))
     return Decoded(
         SERVICE, f"{agency}:{entity}", event.event_id.int, agency, entity,
-        plain_facts(service_facts(event, occurred_ms)), own,
+        plain_facts(service_facts(event, occurred_ms, due)), own,
     )  # fmt: skip
 
 
@@ -218,8 +220,8 @@ def refusal_of(invalid: InvalidEvent, at: rows.Origin, now: datetime) -> Refusal
     """The ``Refusal`` of an invalid event (from decoding or a check outside it)."""
     invalid.at(at.topic, at.partition, at.offset)
     return Refusal(
-        REFUSAL, rows.dead_letter_row(invalid, now), dead_letter_message(invalid, now),
-        invalid.agency_code,
+        REFUSAL, rowbinary.dead_letter(invalid, ticks_ms(now)), dead_letter_message(invalid, now),
+        invalid.agency_code, invalid.reason.value,
     )  # fmt: skip
 
 
@@ -376,7 +378,7 @@ def process(
         event = decode(raw, known_agency=known_agencies, now=now)
     except InvalidEvent as invalid:
         invalid.__traceback__ = None  # its frames would hold the caller's batch alive
-        out.add("dead_letters", refusal_of(invalid, at, now).row)
+        out.tables["dead_letters"].append(refusal_of(invalid, at, now).row)
         return Processed(Result.REFUSED, invalid, invalid.agency_code)
     result = apply_decoded(
         summarize(event, raw, at, ticks_ms(now)), at.topic, at.partition, at.offset, now,
@@ -390,5 +392,5 @@ def _duplicate(
     d: Decoded, first: tuple[int, int], at: rows.Origin, now: datetime, out: RowBuffer
 ) -> str:
     # by position: ``d`` may be a plain tuple (see ``Decoding``)
-    out.add("duplicates", rows.duplicate_row(d[2], d[3], d[1], first, at, now))
+    out.tables["duplicates"].append(rowbinary.duplicate(d[2], d[3], d[1], first, at, ticks_ms(now)))
     return _DUPLICATE

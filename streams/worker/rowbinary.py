@@ -18,8 +18,11 @@ is its high then its low 64 bits, each little-endian; ``DateTime64(3)`` an Int64
 
 from __future__ import annotations
 
+import json
 import struct
+from types import EllipsisType
 
+from schemas.errors import InvalidEvent
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
 from schemas.lifecycle import Lifecycle, effective_due, paused_before
 from schemas.offering import OfferingEventV1
@@ -126,11 +129,19 @@ def inspection_event(
     )  # fmt: skip
 
 
-def _due_ms(ev: ServiceEventV2) -> int | None:
+def due_ms(ev: ServiceEventV2) -> int | None:
+    """``ticks_ms`` of ``due_at`` (None without one): what the builders below take as
+    ``due``, computed once an event by the caller (``timestamp()`` of an aware datetime is
+    not free)."""
     return None if ev.due_at is None else ticks_ms(ev.due_at)
 
 
-def service_event(ev: ServiceEvent, raw: bytes, at: Origin, now_ms: int, occurred_ms: int) -> bytes:
+def service_event(
+    ev: ServiceEvent, raw: bytes, at: Origin, now_ms: int, occurred_ms: int,
+    due: int | None | EllipsisType = ...,
+) -> bytes:  # fmt: skip
+    """``service_events``: one service event (``rows.service_event_row``); ``due`` is
+    ``due_ms(ev)`` (computed here when not given)."""
     form = ev.form
     if form is None:
         fields = b"\x01\x01\x00"  # fields_total, fields_prefilled: NULL; prefill_sources: []
@@ -143,7 +154,8 @@ def service_event(ev: ServiceEvent, raw: bytes, at: Origin, now_ms: int, occurre
     if isinstance(ev, ServiceEventV2):
         v2 = b"".join(
             (
-                _nt64(_due_ms(ev)), _FLAG[ev.digitized], _nu32(ev.reused_components),
+                _nt64(due_ms(ev) if due is ... else due), _FLAG[ev.digitized],
+                _nu32(ev.reused_components),
                 _LCN[ev.payment_channel], _FLAG[ev.result_electronic],
             )
         )  # fmt: skip
@@ -160,13 +172,19 @@ def service_event(ev: ServiceEvent, raw: bytes, at: Origin, now_ms: int, occurre
     )  # fmt: skip
 
 
-def submission(ev: ServiceEvent, now_ms: int, occurred_ms: int) -> bytes:
+def submission(
+    ev: ServiceEvent, now_ms: int, occurred_ms: int, due: int | None | EllipsisType = ...
+) -> bytes:
+    """``service_submissions``: a ``submitted`` event (``rows.submission_row``); ``due`` as
+    for ``service_event``."""
     form = ev.form
     online = ev.channel == "online" and form is not None
     total = form.fields_total if online and form else 0
     prefilled = form.fields_prefilled if online and form else 0
     if isinstance(ev, ServiceEventV2):  # due_at, digitized, reused_components (0 when absent)
-        v2 = _nt64(_due_ms(ev)) + _FLAG[ev.digitized] + _U32(ev.reused_components or 0)
+        if due is ...:
+            due = due_ms(ev)
+        v2 = _nt64(due) + _FLAG[ev.digitized] + _U32(ev.reused_components or 0)
     else:
         v2 = b"\x01\x01\x00\x00\x00\x00"
     return b"".join(
@@ -278,4 +296,46 @@ def lifecycle(agency: str, dossier_id: str, lc: Lifecycle, version: int, now_ms:
     tail += _nt64(effective) + _U64(paused)
     return b"".join(
         (_LC[agency], _str(dossier_id), head, tail, _TAIL_LC(version, now_ms))
+    )  # fmt: skip
+
+
+_DUPLICATE_TAIL = struct.Struct("<IQ").pack  # first_partition, first_offset
+
+
+def duplicate(
+    event_key: int, agency: str, entity_key: str, first: tuple[int, int], at: Origin,
+    now_ms: int,
+) -> bytes:  # fmt: skip
+    """``duplicates``: a message whose event_id was applied already (``rows.duplicate_row``);
+    ``first`` is the (partition, offset) of the accepted copy."""
+    return b"".join(
+        (
+            _uuid(event_key), _LC[agency], _str(entity_key), _DUPLICATE_TAIL(*first),
+            _LC[at.topic], _TAIL(at.partition, at.offset, now_ms),
+        )
+    )  # fmt: skip
+
+
+def _text(v: str) -> bytes:
+    """A String of text from outside (a refusal's detail, its agency): lone surrogates, which
+    UTF-8 cannot hold, become U+FFFD instead of failing the insert."""
+    b = v.encode("utf-8", errors="replace")
+    return _varint(len(b)) + b
+
+
+def dead_letter(refusal: InvalidEvent, now_ms: int) -> bytes:
+    """``dead_letters``: a refused message (``rows.dead_letter_row``), its origin recorded
+    (``InvalidEvent.at``). The texts that come from the message (agency code, event id) are
+    not memoised: there is no bound on how many different ones arrive."""
+    errors = json.dumps([e.as_dict() for e in refusal.errors], ensure_ascii=False)
+    agency, event_id = refusal.agency_code, refusal.event_id
+    return b"".join(
+        (
+            _LC[refusal.reason.value], _text(refusal.detail), _text(errors),
+            _NULL if agency is None else b"\x00" + _text(agency),
+            _NULL if event_id is None else b"\x00" + _text(event_id),
+            _text(refusal.payload.decode("utf-8", errors="replace")),
+            _LC[refusal.topic or ""],
+            _TAIL(refusal.partition or 0, refusal.offset or 0, now_ms),
+        )
     )  # fmt: skip

@@ -245,14 +245,33 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
     states: dict[str, InspectionState] = {}
     dossiers: dict[str, DossierState] = {}
     accepted = 0
-    for offset, raw in enumerate(raws):
+    # Refused messages: the invalid examples, and hostile bytes (invalid UTF-8, a lone
+    # surrogate escape, Vietnamese text, an agency code no catalog holds).
+    hostile = [b"\xff\xfe{", b'{"schema": "service/2", "agency_code": "\\udc80"}',
+               '{"schema": "x", "event_id": "Hồ sơ ả"}'.encode(),
+               _raw(_v2(agency_code="TH-NO-SUCH-AGENCY-Ư" * 3))]  # fmt: skip
+    for offset, raw in enumerate(raws + hostile):
+        at = Origin("topic-ả", offset % 4, 10**12 + offset)
         try:
             ev = decode(raw, known_agency=CATALOG.agencies, now=NOW)
-        except InvalidEvent:
-            assert offset < len(load_examples()), raw  # only examples may be refused
+        except InvalidEvent as invalid:
+            assert offset < len(load_examples()) or offset >= len(raws), raw
+            invalid.at(at.topic, at.partition, at.offset)
+            as_lists["dead_letters"].append(rows.dead_letter_row(invalid, NOW))
+            as_binary["dead_letters"].append(rowbinary.dead_letter(invalid, now_ms))
             continue
+        if offset >= len(raws):
+            raise AssertionError(f"hostile bytes accepted: {raw!r}")
         accepted += 1
-        at = Origin("topic-ả", offset % 4, 10**12 + offset)
+        if offset % 5 == 0:  # a duplicate of it, seen at another position
+            first = (at.partition, at.offset)
+            dup_at = Origin("topic-ả", (offset + 1) % 4, 2 * 10**12 + offset)
+            as_lists["duplicates"].append(
+                rows.duplicate_row(ev.event_id.int, ev.agency_code, ev.key, first, dup_at, NOW)
+            )
+            as_binary["duplicates"].append(
+                rowbinary.duplicate(ev.event_id.int, ev.agency_code, ev.key, first, dup_at, now_ms)
+            )
         occ = ticks_ms(ev.occurred_at)
         if isinstance(ev, InspectionEventV1):
             as_lists["inspection_events"].append(rows.inspection_event_row(ev, raw, at, now_ms))
@@ -285,8 +304,6 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
             rowbinary.classification(agency, iid, st, now_ms)
         )
     for table in tables.COLUMNS:
-        if table in ("dead_letters", "duplicates"):
-            continue
         assert as_lists[table], table
         warehouse.command(f"CREATE TABLE {table}_b AS {table}")
         write_tables(warehouse, {table: as_lists[table]}, token=None)
@@ -296,7 +313,7 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
         cols = ", ".join(tables.COLUMNS[table])
         order = "ORDER BY " + (
             "inspection_id" if "classif" in table else "dossier_id" if "lifecycle" in table
-            else "event_id"
+            else "_offset" if table in ("dead_letters", "duplicates") else "event_id"
         )  # fmt: skip
         listed = warehouse.query(f"SELECT {cols} FROM {table} {order}").result_rows
         binary = warehouse.query(f"SELECT {cols} FROM {table}_b {order}").result_rows
