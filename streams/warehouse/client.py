@@ -8,6 +8,7 @@ ClickHouse server. Calls block: async code runs them off the event loop (see ``s
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,14 @@ from schemas.errors import RetryableError
 from streams.errors import StreamsError
 
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+_EMBEDDED: weakref.WeakSet[Client] = weakref.WeakSet()  # the clients ``connect`` opened on chdb
+
+
+def is_embedded(client: Client) -> bool:
+    """Whether ``connect`` opened ``client`` on the embedded engine (in this process, so it
+    reads the files this process writes)."""
+    return client in _EMBEDDED
 
 
 class WarehouseError(StreamsError, RetryableError):
@@ -72,6 +81,7 @@ def connect(config: WarehouseConfig, *, create_database: bool = False) -> Client
             if create_database:
                 client.command(f"CREATE DATABASE IF NOT EXISTS {config.database}")
             client.command(f"USE {config.database}")
+            _EMBEDDED.add(client)
             return client
         parts = urlsplit(config.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

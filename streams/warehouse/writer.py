@@ -4,17 +4,28 @@
 ``insert_deduplication_token`` derived from the batch's Kafka positions: the same batch inserted
 again (a retry after a timeout whose insert had in fact succeeded) leaves one copy. Across
 crashes, batches differ, and the tables' ReplacingMergeTree keys collapse repeated rows.
+
+RowBinary rows reach the embedded engine as ``INSERT … SELECT * FROM file(…)`` of a scratch
+file, read with each ``LowCardinality(T)`` column declared as ``T``: the engine then converts
+whole columns, where RowBinary read straight into a ``LowCardinality`` column costs about four
+times as much (measured: 7.4-9.1 against 3.5-4.4 us a ``service_events`` row on the 2-core
+machine). A ClickHouse server gets the same bytes by ``raw_insert``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
+import weakref
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+from clickhouse_connect.driver.binding import format_query_value, quote_identifier
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from streams.warehouse.client import WarehouseError
+from streams.warehouse.client import WarehouseError, is_embedded
 from streams.warehouse.tables import COLUMNS, Row
 
 TABLE_ORDER = (
@@ -53,7 +64,9 @@ def write_tables(
             continue
         settings = {"insert_deduplication_token": f"{token}:{table}"} if token else {}
         try:
-            if isinstance(batch[0], bytes):  # rows already RowBinary (``rowbinary``)
+            if isinstance(batch[0], bytes) and is_embedded(client):
+                _insert_from_file(client, table, b"".join(batch), settings)
+            elif isinstance(batch[0], bytes):  # rows already RowBinary (``rowbinary``)
                 client.raw_insert(
                     table, list(COLUMNS[table]), b"".join(batch), settings=settings,
                     fmt="RowBinary",
@@ -64,3 +77,62 @@ def write_tables(
             raise WarehouseError(f"insert into {table} failed: {exc}") from exc
         written += len(batch)
     return written
+
+
+_STRUCTURES: weakref.WeakKeyDictionary[Client, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def _plain_type(column_type: str) -> str:
+    """``T`` for ``LowCardinality(T)``, any other type as it is."""
+    if column_type.startswith("LowCardinality(") and column_type.endswith(")"):
+        return column_type[len("LowCardinality(") : -1]
+    return column_type
+
+
+def _structure(client: Client, table: str) -> str:
+    """``COLUMNS[table]`` with the table's own types (``LowCardinality`` unwrapped), as a
+    ``file()`` structure; read from the engine once per client and table."""
+    known = _STRUCTURES.setdefault(client, {})
+    structure = known.get(table)
+    if structure is None:
+        found = client.query(
+            "SELECT name, type FROM system.columns "
+            "WHERE database = currentDatabase() AND table = {table:String}",
+            parameters={"table": table},
+        ).result_rows
+        types = {str(name): str(column_type) for name, column_type in found}
+        missing = [c for c in COLUMNS[table] if c not in types]
+        if missing:
+            raise WarehouseError(f"table {table} has no columns {missing}: run parwatch migrate")
+        structure = ", ".join(
+            f"{quote_identifier(c)} {_plain_type(types[c])}" for c in COLUMNS[table]
+        )
+        known[table] = structure
+    return structure
+
+
+def _insert_from_file(client: Client, table: str, data: bytes, settings: dict[str, str]) -> None:
+    """Insert RowBinary ``data`` (``COLUMNS[table]``, in order) into ``table`` of the embedded
+    engine through a scratch file, removed afterwards. ``table`` is one of ``TABLE_ORDER``
+    (checked by the caller); the file name and the settings' values travel as quoted literals
+    or query parameters, never as SQL text."""
+    fd, name = tempfile.mkstemp(prefix="parwatch-insert-", suffix=".rowbinary")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        columns = ", ".join(quote_identifier(c) for c in COLUMNS[table])
+        if not all(k.isidentifier() for k in settings):
+            raise ValueError(f"not setting names: {sorted(settings)}")
+        clause = ", ".join(f"{k} = {format_query_value(v)}" for k, v in settings.items())
+        sql = (
+            f"INSERT INTO {quote_identifier(table)} ({columns})"
+            + (f" SETTINGS {clause}" if clause else "")
+            + " SELECT * FROM file({path:String}, 'RowBinary', {structure:String})"
+        )
+        try:
+            client.command(sql, parameters={"path": name, "structure": _structure(client, table)})
+        except ClickHouseError:
+            _STRUCTURES.get(client, {}).pop(table, None)  # read the types again next time
+            raise
+    finally:
+        Path(name).unlink(missing_ok=True)

@@ -53,3 +53,80 @@ def test_known_tables_are_all_written(warehouse: Any) -> None:
     assert counts["inspection_events"] == 1
     assert counts["service_events"] == 1
     assert counts["dead_letters"] == 0
+
+
+def _simulated_batch(n: int) -> dict[str, list[bytes]]:
+    """Every table's RowBinary rows from ``n`` simulated messages (duplicates and refusals
+    included), with hostile text in a refused message."""
+    from producers.simulation.simulator import SimulationConfig, simulate
+
+    catalog = load_catalog()
+    sim = simulate(SimulationConfig(seed=7, events=n), catalog)
+    out, insp, doss, offs = RowBuffer(), {}, {}, {}  # type: ignore[var-annotated]
+    hostile = [b"{\"agency_code\": \"x'); DROP TABLE service_events; --\\\\\"}",
+               "Hồ sơ ả \\' \" \\\\".encode(), b"\xff\xfe"]  # fmt: skip
+    values = [m.value for m in sim.messages] + hostile
+    for offset, value in enumerate(values):
+        process(value, Origin("topic-ả", offset % 3, offset),
+                now=datetime(2026, 1, 1, tzinfo=UTC), known_agencies=catalog.agencies,
+                inspection_states=insp, dossier_states=doss, out=out,
+                offering_states=offs)  # fmt: skip
+    return out.take()
+
+
+def test_rowbinary_through_the_embedded_file_insert_equals_raw_insert(warehouse: Any) -> None:
+    """The embedded engine's inserts (a scratch file read with LowCardinality unwrapped) give
+    the same tables, every column, as clickhouse-connect's raw RowBinary insert of the same
+    bytes; a batch written again with its token leaves one copy; no scratch file is left."""
+    import tempfile
+    from pathlib import Path
+
+    from streams.warehouse.client import is_embedded
+    from streams.warehouse.tables import COLUMNS
+
+    assert is_embedded(warehouse)
+    scratch = Path(tempfile.gettempdir())
+    before = set(scratch.glob("parwatch-insert-*"))
+    tables = _simulated_batch(3000)
+    assert set(tables) == set(COLUMNS), sorted(tables)
+    token = batch_token([("t", 0, 3000)])
+    written = write_tables(warehouse, tables, token=token)
+    assert written == sum(len(rows) for rows in tables.values())
+    assert write_tables(warehouse, tables, token=token) == written  # counted, not inserted
+    for table, rows in tables.items():
+        assert isinstance(rows[0], bytes), table
+        warehouse.command(f"CREATE TABLE {table}_raw AS {table}")
+        warehouse.raw_insert(f"{table}_raw", list(COLUMNS[table]), b"".join(rows), fmt="RowBinary")
+        cols = ", ".join(COLUMNS[table])
+        mine = warehouse.query(f"SELECT {cols} FROM {table} ORDER BY {cols}").result_rows
+        theirs = warehouse.query(f"SELECT {cols} FROM {table}_raw ORDER BY {cols}").result_rows
+        assert mine == theirs and len(mine) == len(rows), table
+    dead = warehouse.query("SELECT payload FROM dead_letters ORDER BY _offset").result_rows
+    assert any("DROP TABLE service_events" in p for (p,) in dead)
+    assert any("Hồ sơ ả \\' \" \\\\" in p for (p,) in dead)
+    assert set(scratch.glob("parwatch-insert-*")) == before
+
+
+TOKEN = batch_token([("t", 1, 200)])
+
+
+def test_a_failed_embedded_insert_leaves_no_scratch_file_and_is_retried(warehouse: Any) -> None:
+    """An insert that fails (its table is gone) raises ``WarehouseError`` and removes its
+    scratch file; once the table is back, the same batch goes in."""
+    import tempfile
+    from pathlib import Path
+
+    from streams.warehouse.client import WarehouseError
+
+    scratch = Path(tempfile.gettempdir())
+    before = set(scratch.glob("parwatch-insert-*"))
+    tables = {"service_events": _simulated_batch(200)["service_events"]}
+    warehouse.command("RENAME TABLE service_events TO service_events_away")
+    with pytest.raises(WarehouseError, match="service_events"):
+        write_tables(warehouse, tables, token=TOKEN)
+    assert set(scratch.glob("parwatch-insert-*")) == before
+    warehouse.command("RENAME TABLE service_events_away TO service_events")
+    assert write_tables(warehouse, tables, token=TOKEN) == len(tables["service_events"])
+    assert int(warehouse.command("SELECT count() FROM service_events")) == len(
+        tables["service_events"]
+    )
