@@ -40,6 +40,9 @@ class _Everything:
     def add(self, key: str) -> None:
         pass
 
+    def check_add(self, key: str) -> bool:
+        return True
+
 
 _EVERYTHING = _Everything()
 
@@ -94,8 +97,13 @@ class EntityStates:
         want_i: dict[str, tuple[str, str]] = {}
         want_d: dict[str, tuple[str, str]] = {}
         want_o: dict[str, tuple[str, str]] = {}
-        fresh: list[str] = []  # certainly not in the warehouse: nothing to fetch
-        inspections, dossiers, offerings = self.inspections, self.dossiers, self.offerings
+        # Certainly not in the warehouse: nothing to fetch. A key string names no rows of any
+        # kind then (the filter holds keys, not kinds), so one set serves the three.
+        fresh: set[str] = set()
+        # The caches' dicts: a membership test in C, not through ``StateCache.__contains__``.
+        inspections = self.inspections.entries
+        dossiers = self.dossiers.entries
+        offerings = self.offerings.entries
         known: Any = self.known if self.known is not None else _EVERYTHING
         d: Any
         for d in decoded:  # by position: plain tuples from a decoding process (``Decoding``)
@@ -103,21 +111,30 @@ class EntityStates:
             if kind > OFFERING:  # a Refusal or a Forward
                 continue
             key = d[1]
-            if key not in (
-                inspections if kind == INSPECTION else dossiers if kind == SERVICE else offerings
+            if (
+                key
+                in (
+                    dossiers
+                    if kind == SERVICE
+                    else inspections
+                    if kind == INSPECTION
+                    else offerings
+                )
+                or key in fresh
             ):
-                if key in known:
-                    want = want_i if kind == INSPECTION else want_d if kind == SERVICE else want_o
-                    want[key] = (d[3], d[4])  # agency_code, entity_id
-                else:
-                    fresh.append(key)
+                continue
+            # Marked as known now, before its rows are written (see ``known``), whether or not
+            # it may be there already.
+            if known.check_add(key):
+                want = want_i if kind == INSPECTION else want_d if kind == SERVICE else want_o
+                want[key] = (d[3], d[4])  # agency_code, entity_id
+            else:
+                fresh.add(key)
         tally.looked_up(len(want_i) + len(want_d) + len(want_o), len(fresh))
         if self.known is None:  # loading: the keys go in once it is loaded
             self._noted += want_i
             self._noted += want_d
             self._noted += want_o
-        for key in fresh:  # before their rows are written (see ``known``)
-            known.add(key)
         if not want_i and not want_d and not want_o:
             return
 

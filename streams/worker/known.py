@@ -71,6 +71,26 @@ class KnownKeys:
         p = (h + 2 * g) & m
         return bool(a[p >> 3] & (1 << (p & 7)))
 
+    def check_add(self, key: str) -> bool:
+        """``key in self``, then ``add(key)``: one hash and one pass over the three bits."""
+        h = hash(key)
+        g = (h >> 29) | 1
+        m, a = self._mask, self._array
+        p = h & m
+        i, b = p >> 3, 1 << (p & 7)
+        present = a[i] & b
+        a[i] |= b
+        p = (h + g) & m
+        i, b = p >> 3, 1 << (p & 7)
+        present = present and a[i] & b
+        a[i] |= b
+        p = (h + 2 * g) & m
+        i, b = p >> 3, 1 << (p & 7)
+        present = present and a[i] & b
+        a[i] |= b
+        self.count += 1
+        return bool(present)
+
     def clear(self) -> None:
         self._array = bytearray(self.bits // 8)
         self.count = 0

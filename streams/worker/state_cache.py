@@ -21,6 +21,12 @@ class StateCache(MutableMapping[str, Any]):
         self.dirty: set[str] = set()  # changed since the last write started: rows buffered
         self.flushing: set[str] = set()  # changed in the write in flight
 
+    @property
+    def entries(self) -> dict[str, Any]:
+        """The states by key, to read (``in``, ``get``) without a Python call a lookup;
+        changed only through the cache."""
+        return self._data
+
     def write_started(self) -> None:
         self.flushing, self.dirty = self.dirty, set()
 

@@ -33,6 +33,21 @@ def test_no_false_negatives_and_few_false_positives() -> None:
     assert not any(k in known for k in keys[:100])
 
 
+def test_check_add_answers_as_in_then_add() -> None:
+    """``check_add(k)`` gives ``k in known`` before it, and leaves the bits ``add`` leaves, in
+    a filter small enough for a key's own positions to collide."""
+    rng = random.Random(11)
+    keys = [f"TH-{rng.randrange(500)}:HS-{rng.randrange(3000)}" for _ in range(5_000)]
+    one, two = KnownKeys(bits=1 << 12), KnownKeys(bits=1 << 12)
+    answers = []
+    for k in keys:
+        answers.append(k in two)
+        two.add(k)
+        assert one.check_add(k) is answers[-1], k
+    assert one._array == two._array and one.count == two.count == len(keys)
+    assert True in answers and False in answers
+
+
 @pytest.mark.clickhouse
 def test_loaded_from_the_warehouse(warehouse: Any) -> None:
     from datetime import UTC, datetime
