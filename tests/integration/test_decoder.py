@@ -72,7 +72,9 @@ def test_child_process_decodes_exactly_as_in_process() -> None:
     # Positions follow the groups: the first service/inspection row of group 2 has its offset.
     last = here[-1]
     # The dead-letters row ends with _partition, _offset, _refused_at (RowBinary).
-    assert last[0] == REFUSAL and struct.unpack_from("<Q", last[1], len(last[1]) - 16) == (99_999,)
+    row = last[1]
+    assert last[0] == REFUSAL and isinstance(row, bytes)
+    assert struct.unpack_from("<Q", row, len(row) - 16) == (99_999,)
     for d in here:
         if d[0] != REFUSAL:
             assert isinstance(d, Decoded)  # no partitions given: nothing is forwarded
