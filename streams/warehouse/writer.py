@@ -113,13 +113,20 @@ def _structure(client: Client, table: str) -> str:
 
 def _insert_from_file(client: Client, table: str, data: bytes, settings: dict[str, str]) -> None:
     """Insert RowBinary ``data`` (``COLUMNS[table]``, in order) into ``table`` of the embedded
-    engine through a scratch file, removed afterwards. ``table`` is one of ``TABLE_ORDER``
+    engine through a scratch file, removed afterwards (a file that cannot be written raises
+    ``WarehouseError``: retried, like an outage). ``table`` is one of ``TABLE_ORDER``
     (checked by the caller); the file name and the settings' values travel as quoted literals
     or query parameters, never as SQL text."""
-    fd, name = tempfile.mkstemp(prefix="parwatch-insert-", suffix=".rowbinary")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        fd, name = tempfile.mkstemp(prefix="parwatch-insert-", suffix=".rowbinary")
+    except OSError as exc:  # a full or missing temp folder: retried like an outage
+        raise WarehouseError(f"cannot create the insert's scratch file: {exc}") from exc
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise WarehouseError(f"cannot write the insert's scratch file: {exc}") from exc
         columns = ", ".join(quote_identifier(c) for c in COLUMNS[table])
         if not all(k.isidentifier() for k in settings):
             raise ValueError(f"not setting names: {sorted(settings)}")

@@ -130,3 +130,22 @@ def test_a_failed_embedded_insert_leaves_no_scratch_file_and_is_retried(warehous
     assert int(warehouse.command("SELECT count() FROM service_events")) == len(
         tables["service_events"]
     )
+
+
+def test_a_scratch_file_that_cannot_be_written_is_a_retryable_warehouse_error(
+    warehouse: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The temp folder gone (or full): ``WarehouseError``, which the sink retries, not a crash;
+    with a folder again the batch goes in."""
+    import tempfile
+
+    from streams.warehouse.client import WarehouseError
+
+    rows = _simulated_batch(100)["service_events"]
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    with pytest.raises(WarehouseError, match="scratch file"):
+        write_tables(warehouse, {"service_events": rows}, token=TOKEN)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert write_tables(warehouse, {"service_events": rows}, token=TOKEN) == len(rows)
+    assert int(warehouse.command("SELECT count() FROM service_events")) == len(rows)
+    assert not list(tmp_path.glob("parwatch-insert-*"))
