@@ -34,12 +34,6 @@ log = logging.getLogger("parwatch.worker")
 class _Everything:
     """Stands in for the filter while it loads: every key may be in the warehouse."""
 
-    def __contains__(self, key: object) -> bool:
-        return True
-
-    def add(self, key: str) -> None:
-        pass
-
     def check_add(self, key: str) -> bool:
         return True
 
@@ -111,17 +105,10 @@ class EntityStates:
             if kind > OFFERING:  # a Refusal or a Forward
                 continue
             key = d[1]
-            if (
-                key
-                in (
-                    dossiers
-                    if kind == SERVICE
-                    else inspections
-                    if kind == INSPECTION
-                    else offerings
-                )
-                or key in fresh
-            ):
+            cache = (
+                dossiers if kind == SERVICE else inspections if kind == INSPECTION else offerings
+            )
+            if key in cache or key in fresh:
                 continue
             # Marked as known now, before its rows are written (see ``known``), whether or not
             # it may be there already.

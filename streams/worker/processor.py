@@ -31,7 +31,7 @@ from schemas.errors import InvalidEvent
 from schemas.inspection import InspectionEventV1
 from schemas.lifecycle import service_facts
 from schemas.offering import OfferingEventV1
-from schemas.service import ServiceEvent, ServiceEventV2
+from schemas.service import ServiceEvent
 from streams.warehouse.tables import Row
 from streams.worker import rowbinary, rows
 from streams.worker.classify import (
@@ -79,7 +79,7 @@ class RowBuffer:
     states: dict[str, tuple[str, str, InspectionState, datetime]] = field(default_factory=dict)
     dossiers: dict[str, tuple[str, str, DossierState, datetime]] = field(default_factory=dict)
 
-    def add(self, table: str, row: Row) -> None:
+    def add(self, table: str, row: Row | bytes) -> None:
         self.tables[table].append(row)
 
     def __len__(self) -> int:
@@ -206,7 +206,7 @@ def summarize(
             OFFERING, f"{agency}:{entity}", event.event_id.int, agency, entity, None, (row,),
         )  # fmt: skip
     entity = event.dossier_id
-    due = rowbinary.due_ms(event) if isinstance(event, ServiceEventV2) else None
+    due = rowbinary.due_ms(event)
     own: tuple[bytes, ...] = (rowbinary.service_event(event, raw, at, now_ms, occurred_ms, due),)
     if event.event_type == "submitted":
         own = (own[0], rowbinary.submission(event, now_ms, occurred_ms, due))
@@ -378,7 +378,7 @@ def process(
         event = decode(raw, known_agency=known_agencies, now=now)
     except InvalidEvent as invalid:
         invalid.__traceback__ = None  # its frames would hold the caller's batch alive
-        out.tables["dead_letters"].append(refusal_of(invalid, at, now).row)
+        out.add("dead_letters", refusal_of(invalid, at, now).row)
         return Processed(Result.REFUSED, invalid, invalid.agency_code)
     result = apply_decoded(
         summarize(event, raw, at, ticks_ms(now)), at.topic, at.partition, at.offset, now,
@@ -392,5 +392,5 @@ def _duplicate(
     d: Decoded, first: tuple[int, int], at: rows.Origin, now: datetime, out: RowBuffer
 ) -> str:
     # by position: ``d`` may be a plain tuple (see ``Decoding``)
-    out.tables["duplicates"].append(rowbinary.duplicate(d[2], d[3], d[1], first, at, ticks_ms(now)))
+    out.add("duplicates", rowbinary.duplicate(d[2], d[3], d[1], first, at, ticks_ms(now)))
     return _DUPLICATE

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import struct
-from types import EllipsisType
 
 from schemas.errors import InvalidEvent
 from schemas.inspection import IN_PERSON_MODES, InspectionEventV1
@@ -129,19 +128,20 @@ def inspection_event(
     )  # fmt: skip
 
 
-def due_ms(ev: ServiceEventV2) -> int | None:
-    """``ticks_ms`` of ``due_at`` (None without one): what the builders below take as
-    ``due``, computed once an event by the caller (``timestamp()`` of an aware datetime is
-    not free)."""
-    return None if ev.due_at is None else ticks_ms(ev.due_at)
+def due_ms(ev: ServiceEvent) -> int | None:
+    """``ticks_ms`` of ``due_at`` (None without one, and for ``service/1``): what the builders
+    below take as ``due``, computed once an event by the caller (``timestamp()`` of an aware
+    datetime is not free)."""
+    if not isinstance(ev, ServiceEventV2) or ev.due_at is None:
+        return None
+    return ticks_ms(ev.due_at)
 
 
 def service_event(
-    ev: ServiceEvent, raw: bytes, at: Origin, now_ms: int, occurred_ms: int,
-    due: int | None | EllipsisType = ...,
-) -> bytes:  # fmt: skip
+    ev: ServiceEvent, raw: bytes, at: Origin, now_ms: int, occurred_ms: int, due: int | None
+) -> bytes:
     """``service_events``: one service event (``rows.service_event_row``); ``due`` is
-    ``due_ms(ev)`` (computed here when not given)."""
+    ``due_ms(ev)``."""
     form = ev.form
     if form is None:
         fields = b"\x01\x01\x00"  # fields_total, fields_prefilled: NULL; prefill_sources: []
@@ -154,8 +154,7 @@ def service_event(
     if isinstance(ev, ServiceEventV2):
         v2 = b"".join(
             (
-                _nt64(due_ms(ev) if due is ... else due), _FLAG[ev.digitized],
-                _nu32(ev.reused_components),
+                _nt64(due), _FLAG[ev.digitized], _nu32(ev.reused_components),
                 _LCN[ev.payment_channel], _FLAG[ev.result_electronic],
             )
         )  # fmt: skip
@@ -172,9 +171,7 @@ def service_event(
     )  # fmt: skip
 
 
-def submission(
-    ev: ServiceEvent, now_ms: int, occurred_ms: int, due: int | None | EllipsisType = ...
-) -> bytes:
+def submission(ev: ServiceEvent, now_ms: int, occurred_ms: int, due: int | None) -> bytes:
     """``service_submissions``: a ``submitted`` event (``rows.submission_row``); ``due`` as
     for ``service_event``."""
     form = ev.form
@@ -182,8 +179,6 @@ def submission(
     total = form.fields_total if online and form else 0
     prefilled = form.fields_prefilled if online and form else 0
     if isinstance(ev, ServiceEventV2):  # due_at, digitized, reused_components (0 when absent)
-        if due is ...:
-            due = due_ms(ev)
         v2 = _nt64(due) + _FLAG[ev.digitized] + _U32(ev.reused_components or 0)
     else:
         v2 = b"\x01\x01\x00\x00\x00\x00"
@@ -323,17 +318,19 @@ def _text(v: str) -> bytes:
     return _varint(len(b)) + b
 
 
+def _ntext(v: str | None) -> bytes:
+    return _NULL if v is None else b"\x00" + _text(v)
+
+
 def dead_letter(refusal: InvalidEvent, now_ms: int) -> bytes:
     """``dead_letters``: a refused message (``rows.dead_letter_row``), its origin recorded
     (``InvalidEvent.at``). The texts that come from the message (agency code, event id) are
     not memoised: there is no bound on how many different ones arrive."""
     errors = json.dumps([e.as_dict() for e in refusal.errors], ensure_ascii=False)
-    agency, event_id = refusal.agency_code, refusal.event_id
     return b"".join(
         (
             _LC[refusal.reason.value], _text(refusal.detail), _text(errors),
-            _NULL if agency is None else b"\x00" + _text(agency),
-            _NULL if event_id is None else b"\x00" + _text(event_id),
+            _ntext(refusal.agency_code), _ntext(refusal.event_id),
             _text(refusal.payload.decode("utf-8", errors="replace")),
             _LC[refusal.topic or ""],
             _TAIL(refusal.partition or 0, refusal.offset or 0, now_ms),

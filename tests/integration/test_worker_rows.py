@@ -285,10 +285,14 @@ def test_rowbinary_rows_equal_the_list_rows_for_every_event_kind(warehouse: Any)
             as_binary["offering_events"].append(rowbinary.offering_event(ev, raw, at, now_ms, occ))
         else:
             as_lists["service_events"].append(rows.service_event_row(ev, raw, at, now_ms))
-            as_binary["service_events"].append(rowbinary.service_event(ev, raw, at, now_ms, occ))
+            as_binary["service_events"].append(
+                rowbinary.service_event(ev, raw, at, now_ms, occ, rowbinary.due_ms(ev))
+            )
             if ev.event_type == "submitted":
                 as_lists["service_submissions"].append(rows.submission_row(ev, now_ms))
-                as_binary["service_submissions"].append(rowbinary.submission(ev, now_ms, occ))
+                as_binary["service_submissions"].append(
+                    rowbinary.submission(ev, now_ms, occ, rowbinary.due_ms(ev))
+                )
             dossiers[ev.key], _ = apply_service(
                 dossiers.get(ev.key, DossierState()), ev, (0, offset)
             )
