@@ -455,9 +455,14 @@ def _offering_facts(
                 )  # fmt: skip
 
 
+def order_key(period: str, agency_code: str | None) -> tuple[int, str, str]:
+    """Canonical order of KPI rows: by period label, province row first, then agency code."""
+    return (len(period), period, agency_code or "")
+
+
 def sort_rows(rows: Iterable[KpiRow]) -> list[KpiRow]:
-    """Canonical order: by period label, province row first, then agency code."""
-    return sorted(rows, key=lambda r: (len(r.period), r.period, r.agency_code or ""))
+    """``rows`` in the canonical order (``order_key``)."""
+    return sorted(rows, key=lambda r: order_key(r.period, r.agency_code))
 
 
 def rows_to_json(rows: Iterable[KpiRow]) -> list[dict[str, Any]]:

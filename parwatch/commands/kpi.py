@@ -71,25 +71,28 @@ _COLUMNS = (
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.kpi import rows_to_json
     from schemas.periods import first_day
-    from streams.warehouse.kpi_query import read_kpis
+    from streams.warehouse.kpi_query import read_kpi_json, read_kpis
 
     if args.start and args.end and args.start > args.end:
         raise UsageError("--from is after --to")
     client = wiring.open_reader(settings)
-    rows = read_kpis(
-        client, args.period, agency=args.agency,
-        start=first_day(args.start, args.period) if args.start else None,
-        end=args.end,
-    )  # fmt: skip
-    if args.province_only:
-        rows = [r for r in rows if r.agency_code is None]
+    select = {
+        "agency": args.agency,
+        "start": first_day(args.start, args.period) if args.start else None,
+        "end": args.end,
+    }
     if args.json:
+        shaped = read_kpi_json(client, args.period, **select)
+        if args.province_only:
+            shaped = [d for d in shaped if d["agency_code"] is None]
         # One row a line: readable, and written by json's C encoder (``indent`` is pure Python).
-        lines = ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows_to_json(rows))
+        lines = ",\n".join(json.dumps(d, ensure_ascii=False) for d in shaped)
         print(f"[\n{lines}\n]" if lines else "[]")
         return 0
+    rows = read_kpis(client, args.period, **select)
+    if args.province_only:
+        rows = [r for r in rows if r.agency_code is None]
     if not rows:
         print("no KPI rows (nothing counted yet for this selection)")
         return 0

@@ -13,9 +13,9 @@ import pytest
 from schemas import InvalidEvent, Reason, decode
 from schemas.catalog import load_catalog
 from schemas.example_payloads import load_examples
-from schemas.kpi import reference_kpis
+from schemas.kpi import reference_kpis, rows_to_json
 from streams.warehouse import migrations
-from streams.warehouse.kpi_query import read_kpis
+from streams.warehouse.kpi_query import read_kpi_json, read_kpis
 from streams.warehouse.reference import KpiSettings, load_catalog_tables, write_kpi_settings
 from streams.warehouse.writer import write_tables
 from streams.worker.processor import Result, RowBuffer, process
@@ -204,6 +204,11 @@ def test_kpi_views_equal_the_reference_on_v2_traffic(warehouse: Any, hybrid: boo
     for kind in ("day", "month", "quarter", "year"):
         expected = reference_kpis(events, kinds=[kind], hybrid_counts_as_online=hybrid)
         assert read_kpis(warehouse, kind) == expected, kind
+        # the JSON path (no model per row) gives the model's JSON shape, in the same order
+        assert read_kpi_json(warehouse, kind) == rows_to_json(expected), kind
+        assert read_kpi_json(warehouse, kind, agency="TH-S-TP") == rows_to_json(
+            [r for r in expected if r.agency_code == "TH-S-TP"]
+        )
         _narrow_views_equal_the_kpi_view(warehouse, kind)
     year = {r.agency_code: r for r in read_kpis(warehouse, "year") if r.period == "2025"}
     province = year[None]  # the v2 facts are there to compare, not all None or 0
@@ -366,3 +371,22 @@ def test_rowbinary_rows_equal_the_list_rows(warehouse: Any) -> None:
         binary = warehouse.query(f"SELECT {cols} FROM {table}_b {order}").result_rows
         assert listed == binary, table
         assert len(listed) > least, table  # repeated event_ids collapse (the sort key) in both
+
+
+def test_the_json_path_refuses_a_column_of_another_type(warehouse: Any) -> None:
+    """read_kpi_json trusts the driver's types only after checking each column's ClickHouse
+    type against the shape's: a view whose count became a float, or a NULL where the shape has
+    none, is an error, not a silently different JSON."""
+    _run(warehouse, [json.dumps(make_service_event()).encode()])
+    assert read_kpi_json(warehouse, "year")[0]["payments"] == 0
+    original = warehouse.query("SELECT as_select FROM system.tables WHERE name = 'kpi_year' "
+                               "AND database = currentDatabase()").result_rows[0][0]  # fmt: skip
+    warehouse.command(f"CREATE OR REPLACE VIEW kpi_year AS SELECT * REPLACE "
+                      f"(toFloat64(payments) AS payments) FROM ({original})")  # fmt: skip
+    with pytest.raises(ValueError, match=r"kpi_year\.payments is Float64"):
+        read_kpi_json(warehouse, "year")
+    null = "CAST(NULL, 'Nullable(UInt64)')"
+    warehouse.command(f"CREATE OR REPLACE VIEW kpi_year AS SELECT * REPLACE "
+                      f"({null} AS payments) FROM ({original})")  # fmt: skip
+    with pytest.raises(ValueError, match=r"kpi_year\.payments holds NULL"):
+        read_kpi_json(warehouse, "year")
