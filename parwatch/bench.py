@@ -122,6 +122,9 @@ class BenchResult:
     baseline_reads_per_s: list[float] = field(default_factory=list)  # each read's rate
     pipeline_s: float = 0.0
     pipeline_total_s: float = 0.0
+    # CPU of the worker's process tree (all threads, the decoding process included) over the
+    # same span as pipeline_events_per_s, per message: steadier than a rate on a shared machine
+    pipeline_cpu_us_per_msg: float = 0.0
     worker_ready_s: float = 0.0
     latency_events: int = 0
     latency_missing: int = 0
@@ -472,10 +475,12 @@ class _Run:
             r.pipeline_events_per_s = (n - first[1]) / r.pipeline_s
             startup = (first[0] - worker.started_at) - first[1] / r.pipeline_events_per_s
             r.worker_ready_s = max(0.0, startup)
+            r.pipeline_cpu_us_per_msg = (last.cpu_s - first.cpu_s) / (n - first[1]) * 1e6
         else:  # everything came in one batch: only the totals say anything
             r.ratio_basis = "total"
             r.baseline_events_per_s = n / r.baseline_total_s
             r.pipeline_events_per_s = n / r.pipeline_total_s
+            r.pipeline_cpu_us_per_msg = last.cpu_s / n * 1e6  # start-up included
         r.ratio = r.pipeline_events_per_s / r.baseline_events_per_s
 
     def _second_engine(self, n: int, engine: str) -> None:

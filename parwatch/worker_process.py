@@ -3,6 +3,7 @@ demo`` and ``parwatch bench``, which both run the worker through its command lin
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -10,14 +11,15 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from parwatch.errors import UsageError
 from parwatch.progress import Progress
 from streams.worker.status import read_status
 
 
-def process_tree_memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS, peak RSS) of ``pid`` and its descendants, from /proc, in MiB (peaks summed)."""
+def _process_tree(pid: int) -> set[int]:
+    """``pid`` and its live descendants, from /proc."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -32,8 +34,13 @@ def process_tree_memory_mb(pid: int) -> tuple[float, float]:
         children = [p for p, pp in parents.items() if pp == parent and p not in tree]
         tree.update(children)
         frontier.extend(children)
+    return tree
+
+
+def process_tree_memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, peak RSS) of ``pid`` and its descendants, from /proc, in MiB (peaks summed)."""
     rss = peak = 0.0
-    for p in tree:
+    for p in _process_tree(pid):
         try:
             lines = Path(f"/proc/{p}/status").read_text().splitlines()
         except OSError:
@@ -46,6 +53,29 @@ def process_tree_memory_mb(pid: int) -> tuple[float, float]:
                 else:
                     peak += kib / 1024
     return rss, peak
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user and system, every thread) used so far by ``pid`` and its live
+    descendants, from /proc; a descendant that has exited is no longer counted."""
+    ticks = 0
+    for p in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Mark(NamedTuple):
+    """A status of the worker seen by ``wait_for``: the status file's time, the messages durable
+    then, and the CPU seconds of the worker's process tree when the status was read (at most
+    one poll, 50 ms, after)."""
+
+    at: float
+    messages: int
+    cpu_s: float
 
 
 class WorkerProcessError(UsageError):
@@ -80,24 +110,24 @@ class WorkerProcess:
 
     def wait_for(
         self, expected: int, *, after: int = 0, timeout_s: float, progress: Progress
-    ) -> tuple[tuple[float, int], tuple[float, int]]:
-        """Poll the status file until ``expected`` messages are durable. Returns the
-        (wall time, messages) of the first status past ``after`` messages and of the last."""
+    ) -> tuple[Mark, Mark]:
+        """Poll the status file until ``expected`` messages are durable. Returns the ``Mark``
+        of the first status past ``after`` messages and of the last."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout_s
-        first: tuple[float, int] | None = None
+        first: Mark | None = None
         while True:
             status = read_status(self.status_path) or {}
             done = int(status.get("messages", 0))
             stamp = status.get("updated_at")
             at = datetime.fromisoformat(stamp).timestamp() if stamp else time.time()
             if first is None and done > after:
-                first = (at, done)
+                first = Mark(at, done, process_tree_cpu_s(self.proc.pid))
             progress(done - after)
             if done >= expected:
                 progress.done(done - after)
                 assert first is not None
-                return first, (at, done)
+                return first, Mark(at, done, process_tree_cpu_s(self.proc.pid))
             if self.proc.poll() is not None:
                 raise WorkerProcessError(
                     f"the worker exited (code {self.proc.returncode}); see {self.log_path}"

@@ -209,6 +209,8 @@ def format_table(r: BenchResult, opts: BenchOptions) -> str:
         f"{f'  pipeline: {r.engine} worker -> warehouse':42}{r.pipeline_events_per_s:>12,.0f}"
         f"{r.pipeline_s:>10.2f}{r.pipeline_total_s:>10.2f}",
         f"{'  ratio pipeline / baseline':42}{r.ratio:>12.3f}",
+        f"{'  pipeline CPU, µs a message':42}{r.pipeline_cpu_us_per_msg:>12.1f}"
+        "   (the worker's processes, all threads)",
         *both,
         *note,
         "",

@@ -58,6 +58,9 @@ def test_small_bench_reports_every_figure_consistently(tmp_path: Path) -> None:
     assert result["ratio"] == pytest.approx(
         result["pipeline_events_per_s"] / result["baseline_events_per_s"], rel=1e-3
     )
+    # The worker's CPU a message (its processes, every thread): Python's decode alone costs
+    # microseconds; a tenth of a second a message would be a unit error
+    assert 1 < result["pipeline_cpu_us_per_msg"] < 100_000, result["pipeline_cpu_us_per_msg"]
     assert result["latency_p50_s"] <= result["latency_p95_s"] <= result["latency_p99_s"]
     assert result["latency_p99_s"] <= result["latency_max_s"]
     # Three baseline reads; the baseline is the one of median rate.
