@@ -283,7 +283,7 @@ def test_a_query_is_killed_when_its_client_goes_away(
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
             s.sendall(head + sql)
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60  # a busy machine can be slow to start it
             while int(owner.command(running)) < 2 and time.monotonic() < deadline:  # 2: + this
                 time.sleep(0.05)
             if int(owner.command(running)) < 2:  # say what the server answered instead
