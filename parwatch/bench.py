@@ -123,7 +123,7 @@ class BenchResult:
     pipeline_s: float = 0.0
     pipeline_total_s: float = 0.0
     # CPU of the worker's process tree (all threads, the decoding process included) over the
-    # same span as pipeline_events_per_s, per message: steadier than a rate on a shared machine
+    # same span as pipeline_events_per_s, per message: unlike the rate, without waits for a core
     pipeline_cpu_us_per_msg: float = 0.0
     worker_ready_s: float = 0.0
     latency_events: int = 0

@@ -58,13 +58,18 @@ def read_kpis(
     return sort_rows(KpiRow(**dict(zip(KPI_KEYS, r, strict=True))) for r in result.result_rows)
 
 
-# The ClickHouse types each key of the JSON shape may come in, and whether NULL is allowed
-# there: the driver reads Float64 as float, the integers as int, String as str, so the values
-# have KpiRow's types without a model per row.
+# The ClickHouse types each key of the JSON shape may come in (the driver reads Float64 as
+# float, the integers as int, String as str, so the values have KpiRow's types without a model
+# per row), and the keys where the shape allows NULL.
 _RATE_TYPES = frozenset({"Float64", "Nullable(Float64)"})
 _COUNT_TYPES = frozenset({"UInt64", "Int64", "Nullable(UInt64)", "Nullable(Int64)"})
 _TEXT_TYPES = frozenset({"String", "Nullable(String)"})
-_TEXT_KEYS = frozenset({"agency_code", "period"})
+_ALLOWED_TYPES = tuple(
+    _RATE_TYPES if key in RATE_KEYS else _TEXT_TYPES if key in ("agency_code", "period")
+    else _COUNT_TYPES
+    for key in KPI_KEYS
+)  # fmt: skip
+_NULLABLE_KEYS = frozenset({*RATE_KEYS, "agency_code"})
 
 
 def read_kpi_json(
@@ -82,14 +87,13 @@ def read_kpi_json(
     NULL where the shape has none raises ``ValueError``, as the model would."""
     result = _select(client, kind, agency, start, end, include_province)
     never_null: list[int] = []
-    for i, (key, ch_type) in enumerate(zip(KPI_KEYS, result.column_types, strict=True)):
-        name = ch_type.name
-        allowed = (
-            _RATE_TYPES if key in RATE_KEYS else _TEXT_TYPES if key in _TEXT_KEYS else _COUNT_TYPES
-        )
-        if name not in allowed:
-            raise ValueError(f"kpi_{kind}.{key} is {name}, expected one of {sorted(allowed)}")
-        if name.startswith("Nullable(") and key not in RATE_KEYS and key != "agency_code":
+    columns = zip(KPI_KEYS, _ALLOWED_TYPES, result.column_types, strict=True)
+    for i, (key, allowed, ch_type) in enumerate(columns):
+        if ch_type.name not in allowed:
+            raise ValueError(
+                f"kpi_{kind}.{key} is {ch_type.name}, expected one of {sorted(allowed)}"
+            )
+        if ch_type.nullable and key not in _NULLABLE_KEYS:
             never_null.append(i)
     rows = result.result_rows
     for i in never_null:
