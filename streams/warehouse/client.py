@@ -23,13 +23,33 @@ from streams.errors import StreamsError
 
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-_EMBEDDED: weakref.WeakSet[Client] = weakref.WeakSet()  # the clients ``connect`` opened on chdb
+# The clients ``connect`` opened on chdb, each with its path's scratch folder.
+_EMBEDDED: weakref.WeakKeyDictionary[Client, Path] = weakref.WeakKeyDictionary()
+_SWEPT: set[Path] = set()  # scratch folders this process has emptied of earlier leftovers
+SCRATCH_GLOB = "parwatch-insert-*.rowbinary"  # the names of the writer's scratch files
 
 
 def is_embedded(client: Client) -> bool:
     """Whether ``connect`` opened ``client`` on the embedded engine (in this process, so it
     reads the files this process writes)."""
     return client in _EMBEDDED
+
+
+def scratch_folder(client: Client) -> Path:
+    """The folder for an embedded client's insert scratch files: ``{path}.scratch`` beside the
+    engine's folder. Only the process that holds the path (chdb allows one) writes there, so
+    the first ``connect`` of a process removes any scratch files a killed process left.
+    ``KeyError`` for a client ``connect`` did not open on chdb."""
+    return _EMBEDDED[client]
+
+
+def _sweep(folder: Path) -> None:
+    """Create ``folder`` and, once a process, remove the scratch files left in it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder not in _SWEPT:
+        for leftover in folder.glob(SCRATCH_GLOB):
+            leftover.unlink(missing_ok=True)
+        _SWEPT.add(folder)
 
 
 class WarehouseError(StreamsError, RetryableError):
@@ -81,7 +101,9 @@ def connect(config: WarehouseConfig, *, create_database: bool = False) -> Client
             if create_database:
                 client.command(f"CREATE DATABASE IF NOT EXISTS {config.database}")
             client.command(f"USE {config.database}")
-            _EMBEDDED.add(client)
+            scratch = path.with_name(f"{path.name}.scratch")
+            _sweep(scratch)
+            _EMBEDDED[client] = scratch
             return client
         parts = urlsplit(config.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

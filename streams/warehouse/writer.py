@@ -25,7 +25,7 @@ from clickhouse_connect.driver.binding import format_query_value, quote_identifi
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from streams.warehouse.client import WarehouseError, is_embedded
+from streams.warehouse.client import WarehouseError, is_embedded, scratch_folder
 from streams.warehouse.tables import COLUMNS, Row
 
 TABLE_ORDER = (
@@ -114,12 +114,15 @@ def _structure(client: Client, table: str) -> str:
 
 def _insert_from_file(client: Client, table: str, data: bytes, settings: dict[str, str]) -> None:
     """Insert RowBinary ``data`` (``COLUMNS[table]``, in order) into ``table`` of the embedded
-    engine through a scratch file, removed afterwards (a file that cannot be written raises
-    ``WarehouseError``: retried, like an outage). ``table`` is one of ``TABLE_ORDER``
+    engine through a scratch file in the client's ``scratch_folder``, removed afterwards (one a
+    killed process left is removed when the path is opened again); a file that cannot be
+    written raises ``WarehouseError``: retried, like an outage. ``table`` is one of ``TABLE_ORDER``
     (checked by the caller); the file name and the settings' values travel as quoted literals
     or query parameters, never as SQL text."""
+    folder = scratch_folder(client)
     try:
-        fd, name = tempfile.mkstemp(prefix="parwatch-insert-", suffix=".rowbinary")
+        folder.mkdir(parents=True, exist_ok=True)  # removed meanwhile: made again
+        fd, name = tempfile.mkstemp(prefix="parwatch-insert-", suffix=".rowbinary", dir=folder)
     except OSError as exc:  # a full or missing temp folder: retried like an outage
         raise WarehouseError(f"cannot create the insert's scratch file: {exc}") from exc
     try:

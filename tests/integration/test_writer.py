@@ -78,14 +78,11 @@ def test_rowbinary_through_the_embedded_file_insert_equals_raw_insert(warehouse:
     """The embedded engine's inserts (a scratch file read with LowCardinality unwrapped) give
     the same tables, every column, as clickhouse-connect's raw RowBinary insert of the same
     bytes; a batch written again with its token leaves one copy; no scratch file is left."""
-    import tempfile
-    from pathlib import Path
-
-    from streams.warehouse.client import is_embedded
+    from streams.warehouse.client import is_embedded, scratch_folder
     from streams.warehouse.tables import COLUMNS
 
     assert is_embedded(warehouse)
-    scratch = Path(tempfile.gettempdir())
+    scratch = scratch_folder(warehouse)
     before = set(scratch.glob("parwatch-insert-*"))
     tables = _simulated_batch(3000)
     assert set(tables) == set(COLUMNS), sorted(tables)
@@ -113,12 +110,9 @@ TOKEN = batch_token([("t", 1, 200)])
 def test_a_failed_embedded_insert_leaves_no_scratch_file_and_is_retried(warehouse: Any) -> None:
     """An insert that fails (its table is gone) raises ``WarehouseError`` and removes its
     scratch file; once the table is back, the same batch goes in."""
-    import tempfile
-    from pathlib import Path
+    from streams.warehouse.client import WarehouseError, scratch_folder
 
-    from streams.warehouse.client import WarehouseError
-
-    scratch = Path(tempfile.gettempdir())
+    scratch = scratch_folder(warehouse)
     before = set(scratch.glob("parwatch-insert-*"))
     tables = {"service_events": _simulated_batch(200)["service_events"]}
     warehouse.command("RENAME TABLE service_events TO service_events_away")
@@ -133,19 +127,53 @@ def test_a_failed_embedded_insert_leaves_no_scratch_file_and_is_retried(warehous
 
 
 def test_a_scratch_file_that_cannot_be_written_is_a_retryable_warehouse_error(
-    warehouse: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    warehouse: Any,
 ) -> None:
-    """The temp folder gone (or full): ``WarehouseError``, which the sink retries, not a crash;
-    with a folder again the batch goes in."""
-    import tempfile
+    """The scratch folder unusable (here a file stands in its place): ``WarehouseError``,
+    which the sink retries, not a crash; once the way is clear the folder is made again and
+    the batch goes in, leaving no scratch file."""
+    import shutil
 
-    from streams.warehouse.client import WarehouseError
+    from streams.warehouse.client import WarehouseError, scratch_folder
 
     rows = _simulated_batch(100)["service_events"]
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
-    with pytest.raises(WarehouseError, match="scratch file"):
-        write_tables(warehouse, {"service_events": rows}, token=TOKEN)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = scratch_folder(warehouse)
+    shutil.rmtree(folder)
+    folder.write_bytes(b"not a folder")
+    try:
+        with pytest.raises(WarehouseError, match="scratch file"):
+            write_tables(warehouse, {"service_events": rows}, token=TOKEN)
+    finally:
+        folder.unlink()
     assert write_tables(warehouse, {"service_events": rows}, token=TOKEN) == len(rows)
     assert int(warehouse.command("SELECT count() FROM service_events")) == len(rows)
-    assert not list(tmp_path.glob("parwatch-insert-*"))
+    assert folder.is_dir() and not list(folder.iterdir())
+
+
+def test_scratch_files_a_killed_process_left_are_removed_when_the_path_is_opened(
+    tmp_path: Any,
+) -> None:
+    """A process killed mid-insert leaves its scratch file beside the warehouse; the next
+    process to open that path (the only one that may: chdb allows one) removes it, and only
+    the writer's files. Run in a child process: this one holds the tests' chdb path."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "warehouse"
+    folder = tmp_path / "warehouse.scratch"
+    folder.mkdir()
+    (folder / "parwatch-insert-dead1234.rowbinary").write_bytes(b"\x00" * 4096)
+    (folder / "notes.txt").write_text("not ours")
+    code = (
+        "import sys\n"
+        "from streams.warehouse.client import WarehouseConfig, connect, scratch_folder\n"
+        "c = connect(WarehouseConfig(sys.argv[1]), create_database=True)\n"
+        "print(scratch_folder(c))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, f"chdb://{path}"], capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
