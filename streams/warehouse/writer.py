@@ -67,7 +67,7 @@ def write_tables(
             if isinstance(batch[0], bytes):  # rows already RowBinary (``rowbinary``)
                 data = b"".join(batch)
                 if is_embedded(client):
-                    _insert_from_file(client, table, data, settings)
+                    _insert_from_file(client, table, data, {**EMBEDDED_INSERT_SETTINGS, **settings})
                 else:
                     client.raw_insert(
                         table, list(COLUMNS[table]), data, settings=settings, fmt="RowBinary"
@@ -79,6 +79,11 @@ def write_tables(
         written += len(batch)
     return written
 
+
+# Inserts into the embedded engine run on one thread: the worker's own two processes keep the
+# two cores busy, and an insert's pipeline threads competing with them for the cores cost more
+# CPU than they saved (figures in docs/benchmark.md).
+EMBEDDED_INSERT_SETTINGS = {"max_threads": "1", "max_insert_threads": "1"}
 
 _STRUCTURES: weakref.WeakKeyDictionary[Client, dict[str, str]] = weakref.WeakKeyDictionary()
 
