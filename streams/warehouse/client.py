@@ -26,7 +26,9 @@ _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The clients ``connect`` opened on chdb, each with its path's scratch folder.
 _EMBEDDED: weakref.WeakKeyDictionary[Client, Path] = weakref.WeakKeyDictionary()
 _SWEPT: set[Path] = set()  # scratch folders this process has emptied of earlier leftovers
-SCRATCH_GLOB = "parwatch-insert-*.rowbinary"  # the names of the writer's scratch files
+# The names of the writer's scratch files: ``mkstemp``'s prefix and suffix, and what the sweep
+# removes.
+SCRATCH_PREFIX, SCRATCH_SUFFIX = "parwatch-insert-", ".rowbinary"
 
 
 def is_embedded(client: Client) -> bool:
@@ -47,7 +49,7 @@ def _sweep(folder: Path) -> None:
     """Create ``folder`` and, once a process, remove the scratch files left in it."""
     folder.mkdir(parents=True, exist_ok=True)
     if folder not in _SWEPT:
-        for leftover in folder.glob(SCRATCH_GLOB):
+        for leftover in folder.glob(f"{SCRATCH_PREFIX}*{SCRATCH_SUFFIX}"):
             leftover.unlink(missing_ok=True)
         _SWEPT.add(folder)
 

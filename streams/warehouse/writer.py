@@ -25,7 +25,13 @@ from clickhouse_connect.driver.binding import format_query_value, quote_identifi
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from streams.warehouse.client import WarehouseError, is_embedded, scratch_folder
+from streams.warehouse.client import (
+    SCRATCH_PREFIX,
+    SCRATCH_SUFFIX,
+    WarehouseError,
+    is_embedded,
+    scratch_folder,
+)
 from streams.warehouse.tables import COLUMNS, Row
 
 TABLE_ORDER = (
@@ -38,6 +44,12 @@ TABLE_ORDER = (
     "offering_events",
     "inspection_classifications",
 )
+
+
+# Inserts into the embedded engine run on one thread: the worker's own two processes keep the
+# two cores busy, and an insert's pipeline threads competing with them for the cores cost more
+# CPU than they saved (figures in docs/benchmark.md).
+EMBEDDED_INSERT_SETTINGS = {"max_threads": "1", "max_insert_threads": "1"}
 
 
 def batch_token(positions: Iterable[tuple[str, int, int]]) -> str:
@@ -79,11 +91,6 @@ def write_tables(
         written += len(batch)
     return written
 
-
-# Inserts into the embedded engine run on one thread: the worker's own two processes keep the
-# two cores busy, and an insert's pipeline threads competing with them for the cores cost more
-# CPU than they saved (figures in docs/benchmark.md).
-EMBEDDED_INSERT_SETTINGS = {"max_threads": "1", "max_insert_threads": "1"}
 
 _STRUCTURES: weakref.WeakKeyDictionary[Client, dict[str, str]] = weakref.WeakKeyDictionary()
 
@@ -127,7 +134,7 @@ def _insert_from_file(client: Client, table: str, data: bytes, settings: dict[st
     folder = scratch_folder(client)
     try:
         folder.mkdir(parents=True, exist_ok=True)  # removed meanwhile: made again
-        fd, name = tempfile.mkstemp(prefix="parwatch-insert-", suffix=".rowbinary", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=SCRATCH_PREFIX, suffix=SCRATCH_SUFFIX, dir=folder)
     except OSError as exc:  # a full or missing temp folder: retried like an outage
         raise WarehouseError(f"cannot create the insert's scratch file: {exc}") from exc
     try:
