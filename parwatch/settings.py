@@ -143,7 +143,9 @@ class Settings(BaseSettings):
     worker_state_cache: int = Field(
         5_000, ge=1, description="entity states the worker keeps in memory (others: from CH)"
     )
-    worker_flush_interval_s: float = Field(0.5, gt=0, description="longest wait before an insert")
+    worker_flush_interval_s: float = Field(
+        0.25, gt=0, description="longest wait before an insert (docs/benchmark.md: why 0.25)"
+    )
     worker_decode_processes: int = Field(
         1, ge=0, le=16, description="processes that validate events beside the worker; 0: inline"
     )

@@ -42,7 +42,7 @@ class WorkerConfig:
     status_path: Path | None = None
     session_timeout_s: float = 6.0
     max_rows: int = 20_000
-    flush_interval_s: float = 0.5
+    flush_interval_s: float = 0.25
     catalog_check_s: float = 30.0
     state_cache_entities: int = 5_000
     role: Role = "all"  # see ROLES
